@@ -1,0 +1,23 @@
+"""Backends: registry entry -> lm-eval LM (``make_lm``/``get_lm``), and where weights live (``sources``).
+
+The factory's names are exported lazily, so importing :mod:`covbench.backends.sources` (which the
+registry does) never imports lm-eval or torch.
+
+>>> from covbench.backends import spec_hash
+>>> from covbench.registry import ModelSpec
+>>> len(spec_hash(ModelSpec(name="gpt2", pretrained="gpt2")))
+64
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["BackendError", "clear_cache", "get_lm", "make_lm", "model_args", "spec_hash"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        return getattr(importlib.import_module("covbench.backends.factory"), name)
+    raise AttributeError(f"module 'covbench.backends' has no attribute '{name}'")

@@ -1,0 +1,122 @@
+"""Registry entry -> a ready lm-eval LM object, built once per process.
+
+``make_lm(spec)`` builds lm-eval's ``HFLM`` (backend ``hf``) or covbench's shared-prefill subclass
+``FastHFLM`` (backend ``hf-fast``, imported only when a spec asks for it) on the CPU, with the spec's
+batch size, dtype, max length, revision, trust_remote_code and GGUF file. ``get_lm(spec)`` caches the
+result by :func:`spec_hash`, so a pytest run loads each model once however many tasks score it.
+
+What the factory does not do: ``chat_template`` and ``generation`` are evaluation settings in lm-eval
+(``simple_evaluate(apply_chat_template=..., gen_kwargs=...)``), so the runner reads them off the spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the registry is light; lm-eval and torch are imported only when a model is built
+    from lm_eval.api.model import LM
+
+    from covbench.registry import ModelSpec
+
+_CACHE: dict[str, LM] = {}
+
+
+class BackendError(Exception):
+    """A model that could not be loaded; the message is one line naming the model and the reason."""
+
+
+def spec_hash(spec: ModelSpec) -> str:
+    """sha256 of the spec's canonical JSON (sorted keys, no whitespace): the store's model_spec_hash.
+
+    The spec as written is hashed (``pretrained`` unresolved), so the hash is the same on every
+    machine. Every field counts, so editing an entry's description also gives a new hash.
+    """
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def model_args(spec: ModelSpec) -> dict[str, Any]:
+    """The keyword arguments ``make_lm`` passes to the HFLM constructor (also lm-eval's --model_args)."""
+    source = spec.source
+    args: dict[str, Any] = {
+        "pretrained": source.pretrained,
+        "device": "cpu",
+        "batch_size": spec.batch_size,
+        "dtype": spec.dtype,
+        "trust_remote_code": spec.trust_remote_code,
+    }
+    if spec.revision is not None:
+        args["revision"] = spec.revision
+    if spec.max_length is not None:
+        args["max_length"] = spec.max_length
+    if source.gguf_file is not None:
+        args["gguf_file"] = source.gguf_file
+    return args
+
+
+def make_lm(spec: ModelSpec) -> LM:
+    """Build a fresh lm-eval LM for ``spec``; a model that fails to load raises :class:`BackendError`."""
+    lm_class = _lm_class(spec)
+    try:
+        # transformers and lm-eval print progress bars and warnings while loading; keep them out
+        # of the pytest output unless loading fails.
+        with _quiet() as captured:
+            return lm_class(**model_args(spec))
+    except Exception as e:  # noqa: BLE001 - any load failure becomes one line naming the model
+        reason = " ".join(f"{type(e).__name__}: {e}".split())
+        tail = " ".join(captured.getvalue().split())[-200:]
+        raise BackendError(f"model '{spec.name}': cannot load {spec.pretrained!r} with backend "
+                           f"'{spec.backend}': {reason[:400]}" + (f" [log: {tail}]" if tail else "")) from None
+
+
+def get_lm(spec: ModelSpec) -> LM:
+    """The cached LM for ``spec`` (built on first use; keyed by :func:`spec_hash`)."""
+    key = spec_hash(spec)
+    if key not in _CACHE:
+        _CACHE[key] = make_lm(spec)
+    return _CACHE[key]
+
+
+def clear_cache() -> None:
+    """Drop every cached LM (the pytest plugin calls it at session end to free memory)."""
+    _CACHE.clear()
+
+
+def cached_count() -> int:
+    return len(_CACHE)
+
+
+def _lm_class(spec: ModelSpec) -> type[LM]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # covbench never downloads at run time
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    try:
+        if spec.backend == "hf-fast":
+            from covbench.backends.fast_hf import FastHFLM  # registers "hf-fast" with lm-eval
+
+            return FastHFLM
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM
+    except ImportError as e:
+        raise BackendError(f"model '{spec.name}': backend '{spec.backend}' is unavailable: {e}") from None
+
+
+@contextlib.contextmanager
+def _quiet():  # type: ignore[no-untyped-def]
+    buffer = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("lm_eval", "transformers", "accelerate")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stderr(buffer):
+            yield buffer
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

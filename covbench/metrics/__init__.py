@@ -1,0 +1,79 @@
+"""covbench.metrics: the statistics of the benchmark, as pure numpy/scipy functions over arrays.
+
+Formulas: paper.md §1–3, §7 (arXiv 2510.15020). Conventions: log-probs are natural-log sequence
+sums over response tokens; ``X = log π_ref(y|x) − log π̂(y|x)``; Cov_N is a bad tail (lower is
+better); missing is NaN, never 0; NaN in an input array raises ``ValueError``.
+
+>>> import numpy as np
+>>> from covbench import metrics
+>>> x = -np.log([0.9, 0.5, 0.01])              # gold-answer task: X = −log π̂(y*|x)
+>>> metrics.coverage_profile(x, [2, 4]).round(3).tolist()
+[0.667, 0.333]
+>>> metrics.exact_pass_at_n(-x, [1]).round(3).tolist()
+[0.47]
+"""
+
+from ._bootstrap import (
+    BootstrapCI,
+    bootstrap_counts,
+    bootstrap_indices,
+    bootstrap_statistic,
+    paired_bootstrap,
+)
+from ._bracket import DEFAULT_BRACKET_MS, PassBracket, pass_bracket
+from ._cards import METRICS, MetricCard, card_for
+from ._coverage import DEFAULT_COV_NS, CrossEntropy, coverage_profile, cross_entropy, kl, support_log_ratios
+from ._passk import (
+    DEFAULT_PASS_NS,
+    exact_pass_at_n,
+    pass_at_k,
+    pass_at_n_per_prompt,
+    predicted_pass_at_n,
+    sampled_pass_at_n,
+)
+from ._ranks import (
+    RankComparison,
+    RankFlip,
+    kendall_tau,
+    kendall_tau_rows,
+    rank_comparison,
+    rank_flips,
+    ranks,
+    spearman,
+    spearman_rows,
+)
+
+__all__ = [
+    "DEFAULT_BRACKET_MS",
+    "DEFAULT_COV_NS",
+    "DEFAULT_PASS_NS",
+    "METRICS",
+    "BootstrapCI",
+    "CrossEntropy",
+    "MetricCard",
+    "PassBracket",
+    "RankComparison",
+    "RankFlip",
+    "bootstrap_counts",
+    "bootstrap_indices",
+    "bootstrap_statistic",
+    "card_for",
+    "coverage_profile",
+    "cross_entropy",
+    "exact_pass_at_n",
+    "kendall_tau",
+    "kendall_tau_rows",
+    "kl",
+    "paired_bootstrap",
+    "pass_at_k",
+    "pass_at_n_per_prompt",
+    "pass_bracket",
+    "predicted_pass_at_n",
+    "rank_comparison",
+    "rank_flips",
+    "ranks",
+    "sampled_pass_at_n",
+    "spearman",
+    "spearman_rows",
+    "support_log_ratios",
+]

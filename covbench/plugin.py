@@ -1,0 +1,202 @@
+"""covbench's pytest plugin: which models to score, where results go, and the session that collects them.
+
+Options (group ``covbench``)::
+
+    --model NAME         repeatable: a model name, a family name, ``all`` or ``default``
+                         (none given: the registry's ``default: true`` models)
+    --models-file PATH   registry YAML (default: models.yaml in the pytest rootdir)
+    --results-dir PATH   results store (default: results/ in the pytest rootdir)
+    --tasks A,B          suite tasks to run (default: all)
+    --samples-n N        sampled generations per prompt, overriding the tasks' own n
+
+``--model`` values are checked against the registry in ``pytest_configure``: an unknown name stops the
+run with a usage error and a "did you mean". The registry is loaded only when ``--model`` or
+``--models-file`` is given, or when a test asks for it, so the project's own tests never need it.
+
+The session lives in ``config.stash[SESSION_KEY]``. Tests use the fixtures ``covbench_session``,
+``covbench_registry``, ``covbench_specs``, ``covbench_results_dir``, ``covbench_tasks``,
+``covbench_samples_n``, ``covbench_lm`` (spec -> cached lm-eval LM) and ``covbench_record``
+(append a result for the terminal summary); a test with a ``covbench_spec`` argument is
+parametrised over the selected models, one test id per model name.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from covbench.registry import ModelSpec, Registry, RegistryError, load_registry
+
+SPEC_ARG = "covbench_spec"
+
+
+@dataclass
+class CovbenchSession:
+    """Everything the covbench options select, plus the results the suite records for the summary."""
+
+    models_file: Path
+    results_dir: Path
+    selectors: list[str]
+    tasks: list[str] | None = None  # None = every suite task
+    samples_n: int | None = None
+    results: list[Any] = field(default_factory=list)
+    _registry: Registry | None = None
+    _specs: list[ModelSpec] | None = None
+
+    @property
+    def registry(self) -> Registry:
+        """The registry, loaded (and validated) on first use; a bad file raises ``pytest.UsageError``."""
+        if self._registry is None:
+            try:
+                self._registry = load_registry(self.models_file)
+            except RegistryError as e:
+                raise pytest.UsageError(str(e)) from None
+        return self._registry
+
+    @property
+    def specs(self) -> list[ModelSpec]:
+        """The selected models (``--model`` values, or the ``default`` set), without duplicates."""
+        if self._specs is None:
+            try:
+                self._specs = self.registry.resolve_many(self.selectors or ["default"])
+            except RegistryError as e:
+                raise pytest.UsageError(f"--model: {e}") from None
+        return self._specs
+
+    def wants_task(self, task: str) -> bool:
+        return self.tasks is None or task in self.tasks
+
+    def display(self, tr: Any) -> None:
+        """Write the recorded results to the terminal; nothing at all when there are none.
+
+        Issue 6 replaces this with the real summary table; it only needs ``model`` and ``task``.
+        """
+        if not self.results:
+            return
+        tr.write_sep("-", f"covbench: {len(self.results)} results in {self.results_dir}")
+        for result in self.results:
+            model, task = getattr(result, "model", "?"), getattr(result, "task", "?")
+            tr.write_line(f"{task:<32} {model}")
+
+
+SESSION_KEY = pytest.StashKey[CovbenchSession]()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _task_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("covbench", "covbench: coverage and Pass@N benchmarks")
+    group.addoption("--model", action="append", default=[], metavar="NAME", dest="covbench_model",
+                    help="model, family, 'all' or 'default' from the registry (repeatable)")
+    group.addoption("--models-file", default=None, metavar="PATH", dest="covbench_models_file",
+                    help="model registry YAML (default: <rootdir>/models.yaml)")
+    group.addoption("--results-dir", default=None, metavar="PATH", dest="covbench_results_dir",
+                    help="results store folder (default: <rootdir>/results)")
+    group.addoption("--tasks", default=None, type=_task_list, metavar="A,B", dest="covbench_tasks",
+                    help="comma-separated suite tasks to run (default: all)")
+    group.addoption("--samples-n", default=None, type=_positive_int, metavar="N", dest="covbench_samples_n",
+                    help="sampled generations per prompt (overrides each task's n)")
+
+
+def _path_option(config: pytest.Config, value: str | None, default: str) -> Path:
+    # An explicit path is relative to where pytest was invoked; the default lives in the rootdir.
+    if value is None:
+        return config.rootpath / default
+    return (config.invocation_params.dir / Path(value).expanduser()).resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    option = config.option
+    session = CovbenchSession(
+        models_file=_path_option(config, option.covbench_models_file, "models.yaml"),
+        results_dir=_path_option(config, option.covbench_results_dir, "results"),
+        selectors=list(option.covbench_model),
+        tasks=option.covbench_tasks or None,
+        samples_n=option.covbench_samples_n,
+    )
+    config.stash[SESSION_KEY] = session
+    if session.selectors or option.covbench_models_file is not None:
+        _ = session.specs  # fail now, before collection, on a bad file or an unknown --model
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if SPEC_ARG in metafunc.fixturenames:
+        specs = metafunc.config.stash[SESSION_KEY].specs
+        metafunc.parametrize(SPEC_ARG, specs, ids=[s.name for s in specs])
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None:
+        session.display(terminalreporter)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # Free the loaded models only if the factory was ever imported (it imports lm-eval lazily).
+    import sys
+
+    factory = sys.modules.get("covbench.backends.factory")
+    if factory is not None:
+        factory.clear_cache()
+
+
+@pytest.fixture(scope="session")
+def covbench_session(pytestconfig: pytest.Config) -> CovbenchSession:
+    return pytestconfig.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def covbench_registry(covbench_session: CovbenchSession) -> Registry:
+    return covbench_session.registry
+
+
+@pytest.fixture(scope="session")
+def covbench_specs(covbench_session: CovbenchSession) -> list[ModelSpec]:
+    return covbench_session.specs
+
+
+@pytest.fixture(scope="session")
+def covbench_results_dir(covbench_session: CovbenchSession) -> Path:
+    covbench_session.results_dir.mkdir(parents=True, exist_ok=True)
+    return covbench_session.results_dir
+
+
+@pytest.fixture(scope="session")
+def covbench_tasks(covbench_session: CovbenchSession) -> list[str] | None:
+    return covbench_session.tasks
+
+
+@pytest.fixture(scope="session")
+def covbench_samples_n(covbench_session: CovbenchSession) -> int | None:
+    return covbench_session.samples_n
+
+
+@pytest.fixture(scope="session")
+def covbench_lm() -> Callable[[ModelSpec], Any]:
+    """``covbench_lm(spec)`` -> the lm-eval LM for ``spec``, loaded once per pytest process."""
+    from covbench.backends.factory import get_lm
+
+    return get_lm
+
+
+@pytest.fixture(scope="session")
+def covbench_record(covbench_session: CovbenchSession) -> Callable[[Any], None]:
+    """``covbench_record(result)`` adds a result (e.g. a ``RunRecord``) to the terminal summary."""
+    return covbench_session.results.append

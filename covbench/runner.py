@@ -1,0 +1,253 @@
+"""One (model, task) job: lm-eval run → per-doc arrays → metrics → a stored ``RunRecord``.
+
+Steps (each a named function below):
+
+1. :func:`load_task` builds the lm-eval task from the project's ``tasks/`` folder (built-in tasks are
+   not indexed) and reads its ``metadata.covbench`` block (docs/architecture.md "Tasks").
+2. :func:`run_job` looks in the store first. A stored run with the same task hash and model-spec hash
+   is reused without loading the model; for a sampling task it must already hold ≥ n samples per
+   prompt, otherwise only the missing samples are drawn (a fresh seed per extension, so new draws are
+   independent of the stored ones) and appended per sample index.
+3. The model is built by the backend factory, the task runs through ``lm_eval.simple_evaluate`` with
+   per-sample logging, the task's adapter turns lm-eval's samples into ``DocArrays`` / ``SampleArrays``,
+   :func:`covbench.summarize.summarize` computes the metrics, and the record is appended atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import covbench
+from covbench.records import DocArrays, Provenance, RunRecord, SampleArrays
+from covbench.backends import spec_hash
+from covbench.registry import ModelSpec
+from covbench.store import StoreError, latest_run, write_run
+from covbench.summarize import summarize
+
+log = logging.getLogger(__name__)
+
+TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+DEFAULT_SEED = 1234
+
+
+class TaskError(Exception):
+    """A task that cannot be loaded or has no usable ``metadata.covbench`` block (one line)."""
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A built lm-eval task plus what covbench needs to know about it."""
+
+    name: str
+    task: Any  # lm_eval.api.task.Task
+    reference: str  # "known" | "gold"
+    kind: str  # "loglikelihood" | "sample"
+    adapter: Callable[[list[dict]], tuple[DocArrays | None, SampleArrays | None]]
+    pairs_with: str | None  # the scoring task whose exact/predicted Pass@N this sampling task checks
+    task_hash: str
+
+    @property
+    def repeats(self) -> int:
+        return int(self.task.config.repeats or 1)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What one job did: the record, where it is stored, and whether the model was run at all."""
+
+    record: RunRecord
+    path: Path | None
+    reused: bool
+    drew: int  # samples per prompt drawn in this run (0 when reused or a scoring task)
+    message: str
+
+
+@lru_cache(maxsize=4)
+def task_manager(tasks_dir: str = str(TASKS_DIR)) -> Any:
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=tasks_dir, include_defaults=False)
+
+
+def suite_tasks(tasks_dir: Path = TASKS_DIR) -> list[str]:
+    """Names of the project's tasks that carry a ``metadata.covbench`` block, sorted."""
+    import yaml
+
+    names = []
+    for path in sorted(Path(tasks_dir).rglob("*.yaml")):
+        try:
+            cfg = yaml.safe_load(path.read_text(encoding="utf-8").replace("!function", "")) or {}
+        except yaml.YAMLError:
+            continue
+        if isinstance(cfg, dict) and "task" in cfg and "covbench" in (cfg.get("metadata") or {}):
+            names.append(str(cfg["task"]))
+    return sorted(set(names))
+
+
+def load_task(name: str, tasks_dir: Path = TASKS_DIR) -> TaskInfo:
+    """Build one task; a missing task or a bad ``metadata.covbench`` block raises :class:`TaskError`."""
+    tm = task_manager(str(tasks_dir))
+    if name not in tm.all_tasks:
+        raise TaskError(f"task '{name}' is not in {tasks_dir} (known: {', '.join(sorted(tm.all_tasks))})")
+    task = tm.load([name])["tasks"][name]
+    meta = (task.config.metadata or {}).get("covbench")
+    source = (task.config.metadata or {}).get("config_source", name)
+    if not isinstance(meta, dict):
+        raise TaskError(f"{source}: field 'metadata.covbench' is missing")
+    for field, allowed in (("reference", ("known", "gold")), ("kind", ("loglikelihood", "sample"))):
+        if meta.get(field) not in allowed:
+            raise TaskError(f"{source}: field 'metadata.covbench.{field}' must be one of {allowed}, "
+                            f"got {meta.get(field)!r}")
+    return TaskInfo(name=name, task=task, reference=meta["reference"], kind=meta["kind"],
+                    adapter=_import_adapter(str(meta.get("adapter", "")), source),
+                    pairs_with=meta.get("pairs_with"), task_hash=task_hash(task))
+
+
+def _import_adapter(ref: str, source: str) -> Callable:
+    module, _, func = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise TaskError(f"{source}: field 'metadata.covbench.adapter': cannot import {ref!r}: {e}") from None
+
+
+def task_hash(task: Any) -> str:
+    """sha256 of what defines the requests: every doc, its rendered prompt and target, and the config
+    fields that shape requests (output type, generation kwargs, few-shot count). Not ``repeats``:
+    growing n keeps the hash, so stored samples stay reusable."""
+    h = hashlib.sha256()
+    cfg = task.config
+    head = {"task": cfg.task, "output_type": cfg.output_type, "num_fewshot": cfg.num_fewshot,
+            "generation_kwargs": cfg.generation_kwargs, "target_delimiter": cfg.target_delimiter}
+    h.update(json.dumps(head, sort_keys=True, default=str).encode())
+    for doc in task.eval_docs:
+        rendered = [task.doc_to_text(doc), task.doc_to_target(doc)]
+        h.update(json.dumps([doc, rendered], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def run_job(spec: ModelSpec, task_name: str, results_dir: Path, *, n: int | None = None,
+            seed: int = DEFAULT_SEED, get_lm: Callable[[ModelSpec], Any] | None = None,
+            tasks_dir: Path = TASKS_DIR) -> RunOutcome:
+    """Score ``spec`` on ``task_name`` (reusing the store when possible) and store the result.
+
+    ``n``: samples per prompt for a sampling task (default: the task's ``repeats``).
+    ``get_lm``: the backend factory (default: the per-process cache of :mod:`covbench.backends`).
+    """
+    info = load_task(task_name, tasks_dir)
+    want_n = (n or info.repeats) if info.kind == "sample" else 0
+    prev = _compatible_previous(results_dir, spec, info)
+    have_n = prev.samples.n if (prev is not None and prev.samples is not None) else 0
+    if prev is not None and (info.kind == "loglikelihood" or have_n >= want_n):
+        held = f"n = {have_n} samples per prompt" if info.kind == "sample" else "scores"
+        return RunOutcome(prev, None, True, 0, f"{spec.name} × {task_name}: reused the stored result "
+                          f"({held}); model not loaded")
+    draw = want_n - have_n
+    run_seed = seed + have_n  # a distinct stream for each extension of the stored samples
+    samples = _evaluate(spec, info, draw, run_seed, get_lm)
+    docs, new_samples = info.adapter(samples)
+    if prev is not None and prev.samples is not None and new_samples is not None:
+        new_samples = merge_samples(prev.samples, new_samples)
+    record = RunRecord(
+        model=spec.name, task=task_name, reference=info.reference, family=spec.family, step=spec.step,
+        description=spec.description, provenance=_provenance(spec, info, seed, want_n, new_samples),
+        metrics=summarize(docs, new_samples, info.reference), docs=docs, samples=new_samples)
+    path = write_run(results_dir, record)
+    what = f"drew {draw} more samples per prompt (now {want_n})" if info.kind == "sample" else "scored"
+    return RunOutcome(record, path, False, draw, f"{spec.name} × {task_name}: {what}")
+
+
+def _compatible_previous(results_dir: Path, spec: ModelSpec, info: TaskInfo) -> RunRecord | None:
+    """The latest stored run of the same task and model spec, or None (a corrupt file is not reused)."""
+    try:
+        prev = latest_run(results_dir, spec.name, info.name)
+    except StoreError as e:
+        log.warning("ignoring unreadable stored result: %s", e)
+        return None
+    if prev is None:
+        return None
+    same = (prev.provenance.task_hash == info.task_hash
+            and prev.provenance.model_spec_hash == spec_hash(spec))
+    return prev if same else None
+
+
+def _evaluate(spec: ModelSpec, info: TaskInfo, draw: int, seed: int,
+              get_lm: Callable[[ModelSpec], Any] | None) -> list[dict]:
+    """Run the task through lm-eval and return its per-sample dicts."""
+    from lm_eval import simple_evaluate
+
+    if get_lm is None:
+        from covbench.backends import get_lm as default_get_lm
+
+        get_lm = default_get_lm
+    lm = get_lm(spec)
+    if info.kind == "sample":
+        info.task.config.repeats = draw
+    gen_kwargs = _gen_kwargs(spec) if info.task.config.output_type == "generate_until" else None
+    result = simple_evaluate(
+        model=lm, tasks=[info.task], task_manager=task_manager(str(TASKS_DIR)), log_samples=True,
+        bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+        fewshot_random_seed=DEFAULT_SEED, apply_chat_template=bool(spec.chat_template),
+        gen_kwargs=gen_kwargs, verbosity="ERROR")
+    return list(result["samples"][info.name])
+
+
+def _gen_kwargs(spec: ModelSpec) -> dict[str, Any] | None:
+    """The registry's generation defaults as lm-eval gen_kwargs (they override the task's)."""
+    gen = getattr(spec, "generation", None)
+    if gen is None:
+        return None
+    kwargs = {k: v for k, v in gen.model_dump().items() if v is not None}
+    if "temperature" in kwargs:
+        kwargs["do_sample"] = True  # lm-eval.md pitfalls 6-7: say it explicitly
+    return kwargs or None
+
+
+def merge_samples(old: SampleArrays, new: SampleArrays) -> SampleArrays:
+    """Append ``new``'s samples after ``old``'s, doc by doc (sample index order is kept)."""
+    index = {d: i for i, d in enumerate(new.doc_id)}
+    missing = [d for d in old.doc_id if d not in index]
+    if missing:
+        raise ValueError(f"merge_samples: new samples lack doc {missing[0]}")
+    gens = [old.generations[i] + new.generations[index[d]] for i, d in enumerate(old.doc_id)]
+    correct = [old.correct[i] + new.correct[index[d]] for i, d in enumerate(old.doc_id)]
+    return SampleArrays(doc_id=list(old.doc_id), generations=gens, correct=correct,
+                        temperature=new.temperature, max_gen_toks=new.max_gen_toks)
+
+
+def _provenance(spec: ModelSpec, info: TaskInfo, seed: int, n: int,
+                samples: SampleArrays | None) -> Provenance:
+    import lm_eval
+
+    sampling: dict[str, Any] = {"n": n}
+    if samples is not None:
+        sampling.update(temperature=samples.temperature, max_gen_toks=samples.max_gen_toks)
+    gen = _gen_kwargs(spec) or {}
+    sampling.update({k: v for k, v in gen.items() if isinstance(v, (int, float, str, bool))})
+    return Provenance(
+        covbench_version=covbench.__version__, lm_eval_version=getattr(lm_eval, "__version__", "unknown"),
+        git_commit=_git_commit(), task_hash=info.task_hash, model_spec_hash=spec_hash(spec), seed=seed,
+        sampling=sampling, machine=f"{platform.node()} {platform.machine()} {os.cpu_count()} cpu",
+        time=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+@lru_cache(maxsize=1)
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"

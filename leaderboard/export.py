@@ -1,0 +1,61 @@
+"""Downloadable data behind the site: CSV and JSON, byte-for-byte deterministic.
+
+JSON follows the store's own convention (covbench/records.py): missing is ``NaN`` and infinities
+are ``Infinity``, so a model's JSON download is a list of store records that
+``RunRecord.model_validate`` reads back. CSV writes missing as an empty cell and floats by ``repr``
+(exact round trip).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+
+from covbench.records import RunRecord
+
+from .board import TaskBoard
+
+_METRIC_COLUMNS = ["task", "model", "family", "step", "reference", "metric", "value", "lo", "hi", "stderr"]
+
+
+def _f(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return ""
+    return repr(float(value))
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def metrics_csv(records: Sequence[RunRecord]) -> str:
+    """Every stored metric of ``records``, one line per (task, model, metric key)."""
+    rows = [[r.task, r.model, r.family or "", "" if r.step is None else r.step, r.reference, key,
+             _f(e.value), _f(e.lo), _f(e.hi), _f(e.stderr)]
+            for r in records for key, e in sorted(r.metrics.items())]
+    return _csv(_METRIC_COLUMNS, rows)
+
+
+def records_json(records: Sequence[RunRecord], with_arrays: bool) -> str:
+    """A JSON list of store records; without arrays it is the metrics and provenance only."""
+    exclude = None if with_arrays else {"docs", "samples"}
+    return "[\n" + ",\n".join(r.model_dump_json(exclude=exclude) for r in records) + "\n]\n"
+
+
+def board_csv(board: TaskBoard) -> str:
+    """The task's table as shown on the index page, with ranks and the Pass@N column used."""
+    n, c = f"{board.ns.pass_n:g}", f"{board.ns.cov_n:g}"
+    header = ["model", "family", "step", "ce", "kl", f"cov@{c}", f"pass_sampled@{n}", f"pass_exact@{n}",
+              f"pass_pred@{n}", f"pass_pred_lo@{n}", f"pass_pred_hi@{n}", "pass_used", "rank_ce",
+              "rank_cov", "rank_pass", "flip_ce", "flip_cov"]
+    rows = [[r.model, r.family or "", "" if r.step is None else r.step, _f(r.ce.value), _f(r.kl.value),
+             _f(r.cov.value), _f(r.pass_measured.value), _f(r.pass_exact.value), _f(r.pass_pred.value),
+             _f(r.pass_pred_lo), _f(r.pass_pred_hi), r.pass_source, _f(r.rank_ce), _f(r.rank_cov),
+             _f(r.rank_pass), int(r.flip_ce), int(r.flip_cov)] for r in board.rows]
+    return _csv(header, rows)

@@ -1,0 +1,63 @@
+"""Fixed text forms of numbers on the site: the same float always prints the same way.
+
+Missing (NaN) prints as an em dash, never as 0; infinities (a response the model gives zero
+probability has CE = +inf) print as ∞. Tables show 3 decimals, ranks show halves (average ranks
+of ties), and the ``data-v`` sort keys carry the exact float (``repr``) so sorting is exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+from covbench.records import format_n as threshold  # noqa: F401  (re-exported for templates)
+
+MISSING = "—"
+
+
+def num(value: float, digits: int = 3) -> str:
+    """Table form of a float.
+
+    >>> num(0.12345), num(float("nan")), num(float("inf")), num(-float("inf")), num(2.0, 1)
+    ('0.123', '—', '∞', '−∞', '2.0')
+    """
+    if value is None or math.isnan(value):
+        return MISSING
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    text = f"{value:.{digits}f}"
+    return "0." + "0" * digits if text == "-0." + "0" * digits else text
+
+
+def interval(lo: float, hi: float, digits: int = 3) -> str:
+    """A confidence interval, or nothing when either end is missing.
+
+    >>> interval(0.1, 0.25), interval(float("nan"), 0.3)
+    ('[0.100, 0.250]', '')
+    """
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return ""
+    return f"[{num(lo, digits)}, {num(hi, digits)}]"
+
+
+def rank(value: float) -> str:
+    """A rank: integers plain, ties (average ranks) with one decimal, missing as a dash.
+
+    >>> rank(1.0), rank(2.5), rank(float("nan"))
+    ('1', '2.5', '—')
+    """
+    if value is None or math.isnan(value):
+        return MISSING
+    return str(int(value)) if value == int(value) else f"{value:.1f}"
+
+
+def sort_key(value: float) -> str:
+    """The ``data-v`` attribute the sorting script reads: exact, empty for missing.
+
+    >>> sort_key(0.1), sort_key(float("nan")), sort_key(float("inf"))
+    ('0.1', '', 'Infinity')
+    """
+    if value is None or math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return repr(float(value))

@@ -1,0 +1,35 @@
+"""Jinja2 rendering with autoescaping on for every template: every string from the store is text.
+
+Templates live in ``leaderboard/templates``; pages link to ``static/`` and ``plots/`` by relative
+URLs (``root`` is ``""`` on top-level pages and ``"../"`` one folder down), so the site works from
+any path and from ``file://``. Nothing is inlined: no ``<script>`` body, no ``style=`` attribute,
+no JSON in the page, which is what lets the Content-Security-Policy forbid inline code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from . import fmt
+
+# The policy the pages carry in a <meta> tag: only files of the site itself; plots are <img>s.
+CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:"
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    env = Environment(loader=PackageLoader("leaderboard", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                      keep_trailing_newline=True)
+    env.filters.update(num=fmt.num, interval=fmt.interval, rank=fmt.rank, sortv=fmt.sort_key,
+                       n=fmt.threshold)
+    env.globals.update(CSP=CSP, MISSING=fmt.MISSING)
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """Render ``templates/<template>`` with ``context``."""
+    return environment().get_template(template).render(**context)

@@ -1,0 +1,30 @@
+"""The benchmark suite: ``pytest suite/ --model NAME`` scores each selected model on each task.
+
+Each test runs one (model, task) job through lm-eval (or reuses the stored result), stores it, adds it
+to the terminal summary, then asserts what must hold for any model (curves in range, Cov_N
+non-increasing in N, exact and sampled Pass@N agreeing within sampling error, measured Pass@N inside
+the coverage bracket) and the model's own regression floors from the registry.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from covbench import checks
+from covbench.backends import BackendError
+from covbench.runner import TaskError, run_job
+
+
+def test_job(job, covbench_results_dir, covbench_samples_n, covbench_lm, covbench_record, record_property):
+    spec, task = job
+    try:
+        outcome = run_job(spec, task, covbench_results_dir, n=covbench_samples_n, get_lm=covbench_lm)
+    except (BackendError, TaskError) as e:
+        pytest.fail(str(e), pytrace=False)
+    covbench_record(outcome)
+    record_property("covbench", outcome.message)
+    problems = checks.record_problems(outcome.record)
+    problems += checks.paired_problems(outcome.record, spec, covbench_results_dir, covbench_lm)
+    problems += checks.floor_problems(outcome.record, spec)
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)

@@ -1,0 +1,22 @@
+"""Shared fixtures for the project's tests: offline HF, pytester, and one tiny GPT-2 per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing may come from a model or dataset hub, in any test, including subprocesses they start.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny GPT-2 with a word-level tokenizer, saved in HF format (built once per session)."""
+    from covbench.tiny import build_tiny_gpt2
+
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))

@@ -1,0 +1,166 @@
+"""The pytest plugin, driven through pytester: options, --model selection, usage errors, fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REGISTRY = """\
+models:
+  - {name: hub-model, pretrained: gpt2, default: true}
+  - {name: other, pretrained: org/other}
+  - {name: run-step-20, pretrained: gpt2, family: run, step: 20}
+  - {name: run-step-10, pretrained: gpt2, family: run, step: 10, default: true}
+"""
+
+# One test per selected model: the ids show which models the options selected.
+SPEC_TEST = """\
+def test_model(covbench_spec):
+    assert covbench_spec.pretrained
+"""
+
+
+@pytest.fixture
+def registry(pytester: pytest.Pytester) -> Path:
+    path = pytester.path / "models.yaml"
+    path.write_text(REGISTRY)
+    return path
+
+
+def _selected(pytester: pytest.Pytester, *args: str) -> list[str]:
+    pytester.makepyfile(test_spec=SPEC_TEST)
+    result = pytester.runpytest("-p", "covbench.plugin", "--collect-only", "-q", *args)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    return [line.split("[", 1)[1].rstrip("]") for line in result.outlines if line.startswith("test_spec.py::")]
+
+
+def test_help_lists_the_covbench_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("-p", "covbench.plugin", "--help")
+    out = result.stdout.str()
+    assert "covbench: coverage and Pass@N benchmarks" in out
+    for option in ("--model=NAME", "--models-file=PATH", "--results-dir=PATH", "--tasks=A,B", "--samples-n=N"):
+        assert option in out
+
+
+def test_known_model(pytester: pytest.Pytester, registry: Path) -> None:
+    assert _selected(pytester, "--model", "other") == ["other"]
+
+
+def test_repeated_model_and_family_without_duplicates(pytester: pytest.Pytester, registry: Path) -> None:
+    assert _selected(pytester, "--model", "other", "--model", "run", "--model", "run-step-10") == [
+        "other", "run-step-10", "run-step-20"]
+
+
+def test_family_selects_its_checkpoints_by_step(pytester: pytest.Pytester, registry: Path) -> None:
+    assert _selected(pytester, "--model", "run") == ["run-step-10", "run-step-20"]
+
+
+def test_all(pytester: pytest.Pytester, registry: Path) -> None:
+    assert _selected(pytester, "--model", "all") == ["hub-model", "other", "run-step-20", "run-step-10"]
+
+
+def test_no_model_option_selects_the_default_set(pytester: pytest.Pytester, registry: Path) -> None:
+    assert _selected(pytester) == ["hub-model", "run-step-10"]
+
+
+def test_models_file_option(pytester: pytest.Pytester) -> None:
+    (pytester.path / "sub").mkdir()
+    (pytester.path / "sub" / "reg.yaml").write_text("models:\n  - {name: only, pretrained: gpt2}\n")
+    assert _selected(pytester, "--models-file", "sub/reg.yaml", "--model", "only") == ["only"]
+
+
+def test_unknown_model_is_a_usage_error_with_did_you_mean(pytester: pytest.Pytester, registry: Path) -> None:
+    pytester.makepyfile(test_spec=SPEC_TEST)
+    result = pytester.runpytest("-p", "covbench.plugin", "--model", "hub-modle")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert f"--model: {registry}: unknown model or family 'hub-modle'; did you mean 'hub-model'?" in err
+    assert "Traceback" not in err and "test_spec.py" not in result.stdout.str()  # stopped before collection
+
+
+def test_unknown_family_suggests_the_family(pytester: pytest.Pytester, registry: Path) -> None:
+    result = pytester.runpytest("-p", "covbench.plugin", "--model", "rnu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "did you mean 'run'?" in result.stderr.str()
+
+
+def test_bad_registry_is_a_usage_error_naming_file_model_field(pytester: pytest.Pytester) -> None:
+    path = pytester.path / "models.yaml"
+    path.write_text("models:\n  - {name: a, pretrained: gpt2, batch_size: -3}\n")
+    result = pytester.runpytest("-p", "covbench.plugin", "--model", "a")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (f"{path}: model 'a' (entry 0): field 'batch_size': Input should be greater than or equal to 1 "
+            f"(got -3)") in result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_no_model_option_and_no_registry_leaves_other_tests_alone(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_ok():\n    assert True\n")
+    result = pytester.runpytest("-p", "covbench.plugin")
+    result.assert_outcomes(passed=1)
+
+
+def test_session_options_reach_the_fixtures(pytester: pytest.Pytester, registry: Path) -> None:
+    (pytester.path / "here").mkdir()
+    pytester.makepyfile(test_opts=f"""
+        from pathlib import Path
+
+        def test_options(covbench_session, covbench_tasks, covbench_samples_n, covbench_results_dir,
+                         covbench_registry, covbench_specs):
+            assert covbench_tasks == ["graph_fig1", "arith"]
+            assert covbench_samples_n == 32
+            assert covbench_results_dir == Path({str(pytester.path)!r}) / "out" / "res"
+            assert covbench_results_dir.is_dir()
+            assert covbench_registry.names == ["hub-model", "other", "run-step-20", "run-step-10"]
+            assert [s.name for s in covbench_specs] == ["other"]
+            assert covbench_session.wants_task("arith") and not covbench_session.wants_task("gsm8k")
+    """)
+    result = pytester.runpytest("-p", "covbench.plugin", "--model", "other", "--tasks", "graph_fig1, arith",
+                                "--samples-n", "32", "--results-dir", "out/res")
+    result.assert_outcomes(passed=1)
+
+
+def test_defaults_live_in_the_rootdir(pytester: pytest.Pytester, registry: Path) -> None:
+    pytester.makepyfile(test_defaults=f"""
+        from pathlib import Path
+
+        def test_defaults(covbench_session):
+            assert covbench_session.results_dir == Path({str(pytester.path)!r}) / "results"
+            assert covbench_session.models_file == Path({str(pytester.path)!r}) / "models.yaml"
+            assert covbench_session.tasks is None and covbench_session.samples_n is None
+    """)
+    pytester.runpytest("-p", "covbench.plugin").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many"])
+def test_samples_n_must_be_a_positive_integer(pytester: pytest.Pytester, value: str) -> None:
+    result = pytester.runpytest("-p", "covbench.plugin", "--samples-n", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--samples-n" in result.stderr.str() and "expected a positive integer" in result.stderr.str()
+
+
+def test_terminal_summary_shows_recorded_results_only(pytester: pytest.Pytester, registry: Path) -> None:
+    pytester.makepyfile(test_rec="""
+        from types import SimpleNamespace
+
+        def test_record(covbench_record):
+            covbench_record(SimpleNamespace(model="hub-model", task="graph_fig1"))
+    """)
+    result = pytester.runpytest("-p", "covbench.plugin")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*covbench: 1 results in *results*", "graph_fig1 * hub-model"])
+
+    pytester.makepyfile(test_rec="def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "covbench.plugin")
+    assert "covbench:" not in result.stdout.str()
+
+
+def test_lm_fixture_is_the_cached_factory(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_lm="""
+        from covbench.backends.factory import get_lm
+
+        def test_lm(covbench_lm):
+            assert covbench_lm is get_lm
+    """)
+    pytester.runpytest("-p", "covbench.plugin").assert_outcomes(passed=1)
