@@ -91,14 +91,15 @@ def agreement_problems(sampled: RunRecord, scored: RunRecord) -> list[str]:
 
 
 def paired_problems(record: RunRecord, spec: ModelSpec, results_dir: Path,
-                    get_lm: Callable[[ModelSpec], Any] | None = None) -> list[str]:
+                    get_lm: Callable[[ModelSpec], Any] | None = None, tasks_dir: Path | None = None) -> list[str]:
     """Score (or reuse) the paired scoring task and compare; nothing for unpaired tasks."""
-    from covbench.runner import load_task, run_job
+    from covbench.runner import TASKS_DIR, load_task, run_job
 
-    partner = load_task(record.task).pairs_with
+    tasks_dir = tasks_dir or TASKS_DIR
+    partner = load_task(record.task, tasks_dir).pairs_with
     if not partner or record.samples is None or not _plain_sampling(record):
         return []
-    scored = run_job(spec, partner, results_dir, get_lm=get_lm).record
+    scored = run_job(spec, partner, results_dir, get_lm=get_lm, tasks_dir=tasks_dir).record
     return agreement_problems(record, scored)
 
 

@@ -16,7 +16,7 @@ run with a usage error and a "did you mean". The registry is loaded only when ``
 The session lives in ``config.stash[SESSION_KEY]``. Tests use the fixtures ``covbench_session``,
 ``covbench_registry``, ``covbench_specs``, ``covbench_results_dir``, ``covbench_tasks``,
 ``covbench_samples_n``, ``covbench_lm`` (spec -> cached lm-eval LM) and ``covbench_record``
-(append a result for the terminal summary); a test with a ``covbench_spec`` argument is
+(report a stored run for the terminal summary, xdist-safe); a test with a ``covbench_spec`` argument is
 parametrised over the selected models, one test id per model name.
 """
 
@@ -72,16 +72,41 @@ class CovbenchSession:
         return self.tasks is None or task in self.tasks
 
     def display(self, tr: Any) -> None:
-        """Write the recorded results to the terminal; nothing at all when there are none.
+        """The summary table of every (model, task) scored in this run; nothing when there are none.
 
-        Issue 6 replaces this with the real summary table; it only needs ``model`` and ``task``.
+        Results arrive as test-report user properties (``RUN_PROPERTY``), so the table is complete
+        under pytest-xdist too: workers store the records, the controller reads them back.
         """
         if not self.results:
             return
-        tr.write_sep("-", f"covbench: {len(self.results)} results in {self.results_dir}")
-        for result in self.results:
-            model, task = getattr(result, "model", "?"), getattr(result, "task", "?")
-            tr.write_line(f"{task:<32} {model}")
+        from covbench.report import render
+        from covbench.store import StoreError, read_run
+
+        records, pairs, notes = [], {}, []
+        for run in self.results:
+            try:
+                records.append(read_run(Path(run["path"])))
+            except StoreError as e:
+                notes.append(str(e))
+                continue
+            if run.get("pairs_with"):
+                pairs[run["task"]] = run["pairs_with"]
+            notes.append(run["message"])
+        tr.write_sep("=", f"covbench: {len(records)} results in {self.results_dir}")
+        tr.write_line(render(records, pairs))
+        tr.write_line("")
+        for note in notes:
+            tr.write_line(note)
+
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect stored runs from test reports (they cross from xdist workers to the controller)."""
+        if report.when == "call":
+            self.results.extend(v for k, v in report.user_properties if k == RUN_PROPERTY)
+
+
+#: user-property name under which a suite test reports its stored run (a JSON-able dict).
+RUN_PROPERTY = "covbench_run"
 
 
 SESSION_KEY = pytest.StashKey[CovbenchSession]()
@@ -132,6 +157,7 @@ def pytest_configure(config: pytest.Config) -> None:
         samples_n=option.covbench_samples_n,
     )
     config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "covbench-session")  # receives pytest_runtest_logreport
     if session.selectors or option.covbench_models_file is not None:
         _ = session.specs  # fail now, before collection, on a bad file or an unknown --model
 
@@ -196,7 +222,14 @@ def covbench_lm() -> Callable[[ModelSpec], Any]:
     return get_lm
 
 
-@pytest.fixture(scope="session")
-def covbench_record(covbench_session: CovbenchSession) -> Callable[[Any], None]:
-    """``covbench_record(result)`` adds a result (e.g. a ``RunRecord``) to the terminal summary."""
-    return covbench_session.results.append
+@pytest.fixture
+def covbench_record(request: pytest.FixtureRequest) -> Callable[[Any], None]:
+    """``covbench_record(outcome)`` reports a stored run (a ``covbench.runner.RunOutcome``) for the
+    terminal summary, as a test-report user property so it survives pytest-xdist."""
+
+    def record(outcome: Any) -> None:
+        value = {"path": str(outcome.path), "task": outcome.record.task, "model": outcome.record.model,
+                 "pairs_with": getattr(outcome, "pairs_with", None), "message": outcome.message}
+        request.node.user_properties.append((RUN_PROPERTY, value))
+
+    return record

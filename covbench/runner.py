@@ -31,9 +31,9 @@ from typing import Any
 
 import covbench
 from covbench.records import DocArrays, Provenance, RunRecord, SampleArrays
-from covbench.backends import spec_hash
+from covbench.backends import BackendError, spec_hash
 from covbench.registry import ModelSpec
-from covbench.store import StoreError, latest_run, write_run
+from covbench.store import StoreError, read_run, run_files, write_run
 from covbench.summarize import summarize
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,11 @@ DEFAULT_SEED = 1234
 
 class TaskError(Exception):
     """A task that cannot be loaded or has no usable ``metadata.covbench`` block (one line)."""
+
+
+class RunError(Exception):
+    """A model that crashed while a task ran; one line naming the model, the task and the error.
+    Nothing is written to the store, and stored results are left as they were."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,11 @@ class RunOutcome:
     """What one job did: the record, where it is stored, and whether the model was run at all."""
 
     record: RunRecord
-    path: Path | None
+    path: Path  # the stored file (the reused one when nothing was run)
     reused: bool
     drew: int  # samples per prompt drawn in this run (0 when reused or a scoring task)
     message: str
+    pairs_with: str | None = None
 
 
 @lru_cache(maxsize=4)
@@ -148,15 +154,21 @@ def run_job(spec: ModelSpec, task_name: str, results_dir: Path, *, n: int | None
     """
     info = load_task(task_name, tasks_dir)
     want_n = (n or info.repeats) if info.kind == "sample" else 0
-    prev = _compatible_previous(results_dir, spec, info)
+    prev, prev_path = _compatible_previous(results_dir, spec, info)
     have_n = prev.samples.n if (prev is not None and prev.samples is not None) else 0
     if prev is not None and (info.kind == "loglikelihood" or have_n >= want_n):
         held = f"n = {have_n} samples per prompt" if info.kind == "sample" else "scores"
-        return RunOutcome(prev, None, True, 0, f"{spec.name} × {task_name}: reused the stored result "
-                          f"({held}); model not loaded")
+        return RunOutcome(prev, prev_path, True, 0, f"{spec.name} × {task_name}: reused the stored result "
+                          f"({held}); model not loaded", info.pairs_with)
     draw = want_n - have_n
     run_seed = seed + have_n  # a distinct stream for each extension of the stored samples
-    samples = _evaluate(spec, info, draw, run_seed, get_lm)
+    try:
+        samples = _evaluate(spec, info, draw, run_seed, get_lm, tasks_dir)
+    except BackendError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a crashing model fails its own job, in one line
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:400]
+        raise RunError(f"model '{spec.name}' × task '{task_name}': crashed during evaluation: {reason}") from e
     docs, new_samples = info.adapter(samples)
     if prev is not None and prev.samples is not None and new_samples is not None:
         new_samples = merge_samples(prev.samples, new_samples)
@@ -166,25 +178,29 @@ def run_job(spec: ModelSpec, task_name: str, results_dir: Path, *, n: int | None
         metrics=summarize(docs, new_samples, info.reference), docs=docs, samples=new_samples)
     path = write_run(results_dir, record)
     what = f"drew {draw} more samples per prompt (now {want_n})" if info.kind == "sample" else "scored"
-    return RunOutcome(record, path, False, draw, f"{spec.name} × {task_name}: {what}")
+    return RunOutcome(record, path, False, draw, f"{spec.name} × {task_name}: {what}", info.pairs_with)
 
 
-def _compatible_previous(results_dir: Path, spec: ModelSpec, info: TaskInfo) -> RunRecord | None:
-    """The latest stored run of the same task and model spec, or None (a corrupt file is not reused)."""
+def _compatible_previous(results_dir: Path, spec: ModelSpec,
+                         info: TaskInfo) -> tuple[RunRecord | None, Path | None]:
+    """The latest stored run of the same task and model spec and its file, or (None, None).
+
+    A corrupt latest file is not reused (it is reported and left in place; the new run is appended)."""
+    files = run_files(results_dir, spec.name, info.name)
+    if not files:
+        return None, None
     try:
-        prev = latest_run(results_dir, spec.name, info.name)
+        prev = read_run(files[-1])
     except StoreError as e:
         log.warning("ignoring unreadable stored result: %s", e)
-        return None
-    if prev is None:
-        return None
+        return None, None
     same = (prev.provenance.task_hash == info.task_hash
             and prev.provenance.model_spec_hash == spec_hash(spec))
-    return prev if same else None
+    return (prev, files[-1]) if same else (None, None)
 
 
 def _evaluate(spec: ModelSpec, info: TaskInfo, draw: int, seed: int,
-              get_lm: Callable[[ModelSpec], Any] | None) -> list[dict]:
+              get_lm: Callable[[ModelSpec], Any] | None, tasks_dir: Path) -> list[dict]:
     """Run the task through lm-eval and return its per-sample dicts."""
     from lm_eval import simple_evaluate
 
@@ -197,7 +213,7 @@ def _evaluate(spec: ModelSpec, info: TaskInfo, draw: int, seed: int,
         info.task.config.repeats = draw
     gen_kwargs = _gen_kwargs(spec) if info.task.config.output_type == "generate_until" else None
     result = simple_evaluate(
-        model=lm, tasks=[info.task], task_manager=task_manager(str(TASKS_DIR)), log_samples=True,
+        model=lm, tasks=[info.task], task_manager=task_manager(str(tasks_dir)), log_samples=True,
         bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
         fewshot_random_seed=DEFAULT_SEED, apply_chat_template=bool(spec.chat_template),
         gen_kwargs=gen_kwargs, verbosity="ERROR")

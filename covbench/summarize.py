@@ -4,8 +4,9 @@ Every metric here is a weighted mean over prompts of a per-prompt value, so one 
 :func:`covbench.metrics.paired_bootstrap` gives its point value and percentile CI (same resamples, same
 seed, for every metric and every model). The per-prompt values (paper.md §2.2):
 
-- ``ce``: −log π̂(y|x) of the reference response; ``ce_per_token`` / ``bpb``: the same as a ratio of
-  sums over tokens / bytes (weights w·count; bpb divided by ln 2).
+- ``ce``: E_{π_ref(·|x)}[−log π̂(y|x)] (exact over an enumerated support, else −log π̂ of the
+  reference response); ``ce_per_token`` / ``bpb``: the same as a ratio of sums over tokens / bytes
+  (weights w·count; bpb divided by ln 2).
 - ``kl`` (known π_D only): Σ_{y∈S_x} π_D(y|x)·(log π_D(y|x) − log π̂(y|x)) when the support is
   enumerated, else the single-sample X of the reference response.
 - ``cov@N``: Σ_{y∈S_x} π_D(y|x)·1[X_y ≥ log N] (exact over an enumerated support), else 1[X ≥ log N].
@@ -55,8 +56,7 @@ def _doc_weights(docs: DocArrays) -> np.ndarray:
 def _scored(docs: DocArrays, reference: str, cov_ns: tuple[float, ...],
             pass_ns: tuple[float, ...]) -> dict[str, Estimate]:
     w = _doc_weights(docs)
-    lp = np.asarray(docs.logp_model, dtype=float)
-    nll = -lp
+    nll = _per_doc_nll(docs)
     out = _estimates(["ce"], nll[None, :], w)
     for name, counts, scale in (("ce_per_token", docs.n_tokens, 1.0), ("bpb", docs.n_bytes, math.log(2.0))):
         c = np.asarray(counts, dtype=float)
@@ -74,6 +74,19 @@ def _scored(docs: DocArrays, reference: str, cov_ns: tuple[float, ...],
     if _single_answer(docs, reference):
         out.update(_predicted(docs, w, pass_ns))
     return out
+
+
+def _per_doc_nll(docs: DocArrays) -> np.ndarray:
+    """Per doc E_{π_ref(·|x)}[−log π̂(y|x)]: exact over an enumerated support, else the reference y's."""
+    if docs.support_logp_ref is None or docs.support_logp_model is None:
+        return -np.asarray(docs.logp_model, dtype=float)
+    out = []
+    for ref, mod in zip(docs.support_logp_ref, docs.support_logp_model):
+        p, m = np.exp(np.asarray(ref, dtype=float)), np.asarray(mod, dtype=float)
+        live = p > 0
+        with np.errstate(invalid="ignore"):
+            out.append(float(np.sum(p[live] * -m[live]) / np.sum(p[live])))
+    return np.asarray(out)
 
 
 def _per_doc_ratios(docs: DocArrays, cov_ns: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:

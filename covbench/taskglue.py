@@ -69,7 +69,7 @@ def sampled_metrics(correct: Sequence[bool], pass_ns: Iterable[float] = metrics.
                     ) -> dict[str, float]:
     """Per-doc unbiased ``pass_sampled@N`` from n verdicts (NaN where N > n: missing, never 1.0).
 
-    >>> sampled_metrics([True, False, False, False], pass_ns=[1, 4, 8])
+    >>> {k: round(v, 6) for k, v in sampled_metrics([True, False, False, False], pass_ns=[1, 4, 8]).items()}
     {'pass_sampled@1': 0.25, 'pass_sampled@4': 1.0, 'pass_sampled@8': nan}
     """
     pass_ns = list(pass_ns)
@@ -146,3 +146,11 @@ def metric_list(keys: Iterable[str], weighted: bool, aggregation_fn: str) -> lis
         rows.append({"metric": key, "aggregation": f"!function {aggregation_fn}" if uses_weights else "mean",
                      "higher_is_better": higher_is_better(key)})
     return rows
+
+
+def keep_all(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
+    """lm-eval ``custom`` filter that keeps every sample of every doc, however many ``repeats`` ran.
+
+    (``take_first_k`` would pin the count and fail when the runner draws more or fewer samples.)
+    """
+    return resps

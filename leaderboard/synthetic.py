@@ -64,7 +64,8 @@ def _metrics(logp: np.ndarray, correct: np.ndarray, n_tokens: np.ndarray, n_byte
     for n_thr, cov in zip(COV_NS, metrics.coverage_profile(x, COV_NS)):
         out[metric_key("cov", n_thr)] = _binomial(float(cov), n)
     exact = metrics.exact_pass_at_n(logp, PASS_NS)
-    sampled = metrics.sampled_pass_at_n(correct.tolist(), PASS_NS)
+    per_prompt = metrics.pass_at_k(np.full(n, correct.shape[1]), correct.sum(axis=1), np.array(PASS_NS)[:, None])
+    sampled = per_prompt.mean(axis=1)  # = metrics.sampled_pass_at_n with uniform weights, without list copies
     predicted = metrics.predicted_pass_at_n(logp, PASS_NS)
     bracket = metrics.pass_bracket(x, PASS_NS)
     for i, k in enumerate(PASS_NS):

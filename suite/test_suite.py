@@ -12,17 +12,16 @@ import pytest
 
 from covbench import checks
 from covbench.backends import BackendError
-from covbench.runner import TaskError, run_job
+from covbench.runner import RunError, TaskError, run_job
 
 
-def test_job(job, covbench_results_dir, covbench_samples_n, covbench_lm, covbench_record, record_property):
+def test_job(job, covbench_results_dir, covbench_samples_n, covbench_lm, covbench_record):
     spec, task = job
     try:
         outcome = run_job(spec, task, covbench_results_dir, n=covbench_samples_n, get_lm=covbench_lm)
-    except (BackendError, TaskError) as e:
+    except (BackendError, RunError, TaskError) as e:
         pytest.fail(str(e), pytrace=False)
     covbench_record(outcome)
-    record_property("covbench", outcome.message)
     problems = checks.record_problems(outcome.record)
     problems += checks.paired_problems(outcome.record, spec, covbench_results_dir, covbench_lm)
     problems += checks.floor_problems(outcome.record, spec)

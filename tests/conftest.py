@@ -11,7 +11,6 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
-pytest_plugins = ["pytester"]
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,12 @@ from scipy.special import comb
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from lm_eval import simple_evaluate  # noqa: E402
-from lm_eval.tasks import TaskManager  # noqa: E402
+from lm_eval import simple_evaluate
+from lm_eval.tasks import TaskManager
 
-from covbench.arith import lmeval  # noqa: E402
-from covbench.arith.fakelm import KnownLM  # noqa: E402
-from covbench.arith.verifier import extract_number  # noqa: E402
+from covbench.arith import lmeval
+from covbench.arith.fakelm import KnownLM
+from covbench.arith.verifier import extract_number
 
 TASKS = Path(__file__).resolve().parents[1] / "tasks"
 DATA = TASKS / "gsm8k_cov" / "data"

@@ -14,14 +14,14 @@ from scipy.special import comb
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from lm_eval import simple_evaluate  # noqa: E402
-from lm_eval.tasks import TaskManager  # noqa: E402
+from lm_eval import simple_evaluate
+from lm_eval.tasks import TaskManager
 
-from covbench.arith import lmeval  # noqa: E402
-from covbench.arith.fakelm import KnownLM  # noqa: E402
-from covbench.arith.generator import generate  # noqa: E402
-from covbench.metrics import DEFAULT_COV_NS, DEFAULT_PASS_NS, pass_bracket  # noqa: E402
-from covbench.records import DocArrays, SampleArrays  # noqa: E402
+from covbench.arith import lmeval
+from covbench.arith.fakelm import KnownLM
+from covbench.arith.generator import generate
+from covbench.metrics import DEFAULT_COV_NS, DEFAULT_PASS_NS, pass_bracket
+from covbench.records import DocArrays, SampleArrays
 
 TASKS = Path(__file__).resolve().parents[1] / "tasks"
 N_LL, N_SAMPLE, REPEATS = 64, 32, 16
@@ -93,7 +93,7 @@ def test_sampled_pass_matches_unbiased_estimator(run) -> None:
 
 
 def test_prompt_format_base(run) -> None:
-    out, lm = run
+    out, _ = run
     ctx = out["samples"]["arith_ll"][0]["arguments"][0][0]
     assert ctx.startswith("Answer each question with a number.\n\nQ: ")
     assert ctx.endswith("\nA:") and ctx.count("\nA: ") == 4  # 4 solved few-shot examples

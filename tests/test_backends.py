@@ -25,11 +25,10 @@ def _spec(tmp_path: Path, **fields: object) -> ModelSpec:
 
 def test_spec_hash_is_sha256_of_canonical_json(tmp_path: Path) -> None:
     spec = _spec(tmp_path, batch_size=2, tags=["b", "a"])
-    # Independent canonical form: every field with its default, keys sorted, no whitespace.
+    # Independent canonical form: every scoring field with its default, keys sorted, no whitespace.
     expected = {"name": "m", "backend": "hf", "pretrained": "gpt2", "revision": None, "gguf_file": None,
                 "dtype": "float32", "batch_size": 2, "max_length": None, "trust_remote_code": False,
-                "chat_template": False, "generation": None, "family": None, "step": None,
-                "description": "", "tags": ["b", "a"], "default": False, "tasks": None, "floors": {}}
+                "chat_template": False, "generation": None, "family": None, "step": None}
     text = json.dumps(expected, sort_keys=True, separators=(",", ":"))
     assert spec_hash(spec) == hashlib.sha256(text.encode()).hexdigest()
 
@@ -40,6 +39,13 @@ def test_spec_hash_changes_with_any_field_and_not_with_key_order(tmp_path: Path)
     assert spec_hash(_spec(tmp_path, dtype="bfloat16", batch_size=4)) != base
     assert spec_hash(_spec(tmp_path, dtype="float32", batch_size=5)) != base
     assert spec_hash(_spec(tmp_path, dtype="float32", batch_size=4, generation={"temperature": 0.5})) != base
+
+
+def test_spec_hash_ignores_fields_that_cannot_change_scores(tmp_path: Path) -> None:
+    base = spec_hash(_spec(tmp_path, batch_size=4))
+    edited = _spec(tmp_path, batch_size=4, description="new words", tags=["x"], default=True,
+                   floors={"graph_fig1": {"pass_exact@8": 0.9}}, tasks=["graph_fig1"])
+    assert spec_hash(edited) == base
 
 
 def test_spec_hash_does_not_depend_on_where_the_registry_lies(tmp_path: Path) -> None:

@@ -36,6 +36,15 @@ EOS_ID = 11
 PROMPTS = ["3 5 | 5 7 / 3", "1 2 =", "0 1 2 3 4 5 6 7 | 2 4 / 6", "7", "4 4 | 1 /"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> object:
+    """Tiny matmuls on a shared 2-core machine: one thread avoids OpenMP spin contention (30x here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def sharp_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GPT-2 whose weights are re-drawn with a large std, so its next-token distributions are far
@@ -228,18 +237,27 @@ def test_finished_rows_are_padded(fast: FastHFLM) -> None:
 
 # -- 3. the distribution of whole outputs, against exact probabilities ----------------------------------
 
-def _reference_warp(logits: np.ndarray, temperature: float, top_k: int | None) -> np.ndarray:
-    """Independent numpy reference of temperature + top-k sampling probabilities."""
+def _reference_warp(logits: np.ndarray, temperature: float, top_k: int | None,
+                    top_p: float | None = None) -> np.ndarray:
+    """Independent numpy reference of temperature -> top-k -> top-p sampling probabilities."""
     z = logits / temperature
     if top_k is not None:
         z = np.where(z >= np.sort(z)[-top_k], z, -np.inf)
-    z = z - z.max()
-    p = np.exp(z)
-    return p / p.sum()
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if top_p is not None:
+        # keep the most probable tokens until their mass reaches top_p (the token that crosses is kept)
+        order = np.argsort(-p)
+        mass_before = np.cumsum(p[order]) - p[order]
+        keep = np.zeros_like(p, dtype=bool)
+        keep[order[mass_before < top_p]] = True
+        p = np.where(keep, p, 0.0)
+        p /= p.sum()
+    return p
 
 
 def _exact_string_distribution(lm: FastHFLM, prompt: str, until: list[str], temperature: float,
-                               top_k: int | None) -> dict[str, float]:
+                               top_k: int | None, top_p: float | None = None) -> dict[str, float]:
     """P(output string) for max_gen_toks = 2, by enumerating all two-token continuations.
 
     Token probabilities come from teacher forcing on the unpadded prompt; each two-token continuation is
@@ -249,7 +267,7 @@ def _exact_string_distribution(lm: FastHFLM, prompt: str, until: list[str], temp
     with torch.inference_mode():
         first = model(torch.tensor([prompt_ids])).logits[0, -1].double().numpy()
         second = model(torch.tensor([prompt_ids + [a] for a in range(VOCAB)])).logits[:, -1].double().numpy()
-    p1 = _reference_warp(first, temperature, top_k)
+    p1 = _reference_warp(first, temperature, top_k, top_p)
     eos = lm.tok_decode(lm.eot_token_id, skip_special_tokens=False)
     stops = tuple(until + [eos])
     dist: dict[str, float] = {}
@@ -260,7 +278,7 @@ def _exact_string_distribution(lm: FastHFLM, prompt: str, until: list[str], temp
             s = lm._postprocess([a, lm.tokenizer.pad_token_id], stops)
             dist[s] = dist.get(s, 0.0) + p1[a]
             continue
-        p2 = _reference_warp(second[a], temperature, top_k)
+        p2 = _reference_warp(second[a], temperature, top_k, top_p)
         for b in range(VOCAB):
             s = lm._postprocess([a, b], stops)
             dist[s] = dist.get(s, 0.0) + p1[a] * p2[b]
@@ -282,26 +300,46 @@ def _chi_square_p(samples: list[str], dist: dict[str, float]) -> float:
     return float(stats.chisquare(obs, exp).pvalue)
 
 
-@pytest.mark.parametrize(("temperature", "top_k"), [(1.0, None), (0.7, 3)])
+@pytest.mark.parametrize(("temperature", "top_k", "top_p"), [(1.0, None, None), (0.7, 3, None), (1.3, None, 0.8)])
 def test_output_distribution_matches_exact_probabilities(fast: FastHFLM, stock: HFLM, temperature: float,
-                                                         top_k: int | None) -> None:
+                                                         top_k: int | None, top_p: float | None) -> None:
     until = ["="]
     kw = {"do_sample": True, "temperature": temperature, "until": until, "max_gen_toks": 2}
     if top_k is not None:
         kw["top_k"] = top_k
+    if top_p is not None:
+        kw["top_p"] = top_p
     prompts = PROMPTS[:3]
     torch.manual_seed(2026)
     fast_out = fast.generate_until(_requests(prompts, kw, repeats=3000))
     assert fast.last_stats.sampled_rows == 3 * 3000
     stock_out = stock.generate_until(_requests(prompts, kw, repeats=600))
     for i, prompt in enumerate(prompts):
-        exact = _exact_string_distribution(fast, prompt, until, temperature, top_k)
+        exact = _exact_string_distribution(fast, prompt, until, temperature, top_k, top_p)
         assert abs(sum(exact.values()) - 1.0) < 1e-9
         assert _chi_square_p(fast_out[i * 3000:(i + 1) * 3000], exact) > 1e-3
         assert _chi_square_p(stock_out[i * 600:(i + 1) * 600], exact) > 1e-3
         # power: the fast samples are rejected against the distribution at another temperature
-        wrong = _exact_string_distribution(fast, prompt, until, temperature * 2.0, top_k)
+        wrong = _exact_string_distribution(fast, prompt, until, temperature * 2.0, top_k, top_p)
         assert _chi_square_p(fast_out[i * 3000:(i + 1) * 3000], wrong) < 1e-6
+
+
+def test_warper_chain_is_transformers_default(fast: FastHFLM) -> None:
+    """model.generate's defaults apply: do_sample alone means top_k = 50 (transformers 5), top_k=0 means
+    none; top_p and temperature come in transformers' order."""
+    def names(kw: dict) -> list[tuple[str, int | None]]:
+        return [(type(w).__name__, getattr(w, "top_k", None)) for w in fast._sampling_plan(kw)[0].warpers]
+
+    assert names({"do_sample": True, "temperature": 1.0}) == [("TopKLogitsWarper", 50)]
+    assert names({"do_sample": True, "temperature": 1.0, "top_k": 0}) == []
+    assert [n for n, _ in names({"do_sample": True, "temperature": 0.5, "top_k": 0, "top_p": 0.9})] == [
+        "TemperatureLogitsWarper", "TopPLogitsWarper"]
+
+
+def test_max_gen_toks_over_model_length_is_a_one_line_error(fast: FastHFLM) -> None:
+    kw = {"do_sample": True, "temperature": 1.0, "max_gen_toks": 64}   # the model has 64 positions
+    with pytest.raises(ValueError, match=r"^hf-fast: max_gen_toks \(64\) must be less than .* \(64\)$"):
+        fast.generate_until(_requests(PROMPTS[:1], kw, repeats=2))
 
 
 # -- through lm-eval's evaluator ------------------------------------------------------------------------

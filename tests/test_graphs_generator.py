@@ -158,8 +158,8 @@ def test_hidden_subset_is_fixed_half_of_ids() -> None:
     assert v != gen.hidden_subset(gen.fig1_config(hidden_seed=1))
 
 
-@pytest.mark.parametrize("kwargs", [dict(n_layers=4, m=17), dict(n_layers=0), dict(edge_order="random"),
-                                    dict(family="fig3")])
+@pytest.mark.parametrize("kwargs", [{"n_layers": 4, "m": 17}, {"n_layers": 0},
+                                    {"edge_order": "random"}, {"family": "fig3"}])
 def test_bad_config_raises_one_line_error(kwargs: dict) -> None:
     with pytest.raises(ValueError) as err:
         gen.GraphConfig(**kwargs)

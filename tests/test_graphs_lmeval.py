@@ -220,7 +220,7 @@ def test_stock_lm_eval_cli_runs_the_task_from_another_directory(task: str, tiny_
            "--tasks", task, "--include_path", str(TASKS_DIR), "--device", "cpu", "--batch_size", "16",
            "--limit", limit, "--output_path", str(tmp_path / "out")]
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     key = "pass_sampled@8" if task.endswith("sample") else "cov@4"
     assert key in proc.stdout  # the printed results table

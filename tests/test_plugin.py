@@ -140,17 +140,40 @@ def test_samples_n_must_be_a_positive_integer(pytester: pytest.Pytester, value: 
     assert "--samples-n" in result.stderr.str() and "expected a positive integer" in result.stderr.str()
 
 
-def test_terminal_summary_shows_recorded_results_only(pytester: pytest.Pytester, registry: Path) -> None:
-    pytester.makepyfile(test_rec="""
-        from types import SimpleNamespace
+_RECORDING_TESTS = """
+    import pytest
+    from types import SimpleNamespace
+    from covbench.records import Estimate, Provenance, RunRecord
+    from covbench.store import write_run
 
-        def test_record(covbench_record):
-            covbench_record(SimpleNamespace(model="hub-model", task="graph_fig1"))
-    """)
-    result = pytester.runpytest("-p", "covbench.plugin")
-    result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*covbench: 1 results in *results*", "graph_fig1 * hub-model"])
+    PROV = Provenance(covbench_version="0", lm_eval_version="0", git_commit="x", task_hash="t",
+                      model_spec_hash="m", seed=0, machine="m", time="t")
 
+    @pytest.mark.parametrize("model,ce", [("model-a", 0.5), ("model-b", 0.25)])
+    def test_record(covbench_record, covbench_results_dir, model, ce):
+        rec = RunRecord(model=model, task="graph_fig1", reference="known", provenance=PROV,
+                        metrics={"ce": Estimate(value=ce), "cov@4": Estimate(value=ce / 10)})
+        path = write_run(covbench_results_dir, rec)
+        covbench_record(SimpleNamespace(path=path, record=rec, message=f"{model}: scored"))
+"""
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_terminal_summary_tables_recorded_runs(pytester: pytest.Pytester, xdist: list[str]) -> None:
+    pytester.makepyfile(test_rec=_RECORDING_TESTS)
+    result = pytester.runpytest_subprocess("-p", "covbench.plugin", *xdist)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*covbench: 2 results in *results*", "graph_fig1",
+                                 "model*CE*Cov4*rCE*rCov4*"])
+    out = result.stdout.str()
+    row_a = next(line for line in out.splitlines() if line.startswith("model-a "))
+    row_b = next(line for line in out.splitlines() if line.startswith("model-b "))
+    assert row_a.split()[1:3] == ["0.500", "0.050"] and row_a.split()[-2:] == ["2", "2"]
+    assert row_b.split()[1:3] == ["0.250", "0.025"] and row_b.split()[-2:] == ["1", "1"]
+    assert "model-a: scored" in out and "model-b: scored" in out
+
+
+def test_terminal_summary_is_silent_without_runs(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_rec="def test_nothing():\n    pass\n")
     result = pytester.runpytest("-p", "covbench.plugin")
     assert "covbench:" not in result.stdout.str()

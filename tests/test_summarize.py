@@ -39,6 +39,8 @@ def test_known_reference_with_support_is_exact_expectation():
                      n_tokens=[3, 3], n_bytes=[6, 6], support_logp_ref=ref, support_logp_model=mod,
                      logp_correct=[math.log(0.45), math.log(0.7)])
     m = summarize(docs, None, "known", cov_ns=(2.0, 8.0), pass_ns=(1.0, 2.0))
+    ce0 = 0.5 * -math.log(0.4) + 0.5 * -math.log(0.05)
+    assert m["ce"].value == pytest.approx((ce0 - math.log(0.7)) / 2)  # exact expectation over π_D
     kl0 = 0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.05)
     kl1 = math.log(1 / 0.7)
     assert m["kl"].value == pytest.approx((kl0 + kl1) / 2)

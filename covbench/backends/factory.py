@@ -31,13 +31,19 @@ class BackendError(Exception):
     """A model that could not be loaded; the message is one line naming the model and the reason."""
 
 
+#: Registry fields that do not change a model's scores: editing them keeps stored results reusable.
+NON_SCORING_FIELDS = frozenset({"description", "tags", "default", "floors", "tasks"})
+
+
 def spec_hash(spec: ModelSpec) -> str:
-    """sha256 of the spec's canonical JSON (sorted keys, no whitespace): the store's model_spec_hash.
+    """sha256 of the spec's scoring fields as canonical JSON: the store's ``model_spec_hash``.
 
     The spec as written is hashed (``pretrained`` unresolved), so the hash is the same on every
-    machine. Every field counts, so editing an entry's description also gives a new hash.
+    machine. Fields that cannot change a score (:data:`NON_SCORING_FIELDS`: description, tags, the
+    default flag, floors, the task list) are left out, so editing them keeps stored results reusable.
     """
-    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    fields = {k: v for k, v in spec.model_dump(mode="json").items() if k not in NON_SCORING_FIELDS}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -63,6 +69,7 @@ def model_args(spec: ModelSpec) -> dict[str, Any]:
 def make_lm(spec: ModelSpec) -> LM:
     """Build a fresh lm-eval LM for ``spec``; a model that fails to load raises :class:`BackendError`."""
     lm_class = _lm_class(spec)
+    _set_threads()
     try:
         # transformers and lm-eval print progress bars and warnings while loading; keep them out
         # of the pytest output unless loading fails.
@@ -73,6 +80,16 @@ def make_lm(spec: ModelSpec) -> LM:
         tail = " ".join(captured.getvalue().split())[-200:]
         raise BackendError(f"model '{spec.name}': cannot load {spec.pretrained!r} with backend "
                            f"'{spec.backend}': {reason[:400]}" + (f" [log: {tail}]" if tail else "")) from None
+
+
+def _set_threads() -> None:
+    """One torch thread per pytest-xdist worker (the workers already use every core), or
+    ``COVBENCH_THREADS`` when set; otherwise torch's default."""
+    threads = os.environ.get("COVBENCH_THREADS") or ("1" if os.environ.get("PYTEST_XDIST_WORKER") else "")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
 
 
 def get_lm(spec: ModelSpec) -> LM:

@@ -374,12 +374,15 @@ class FastHFLM(HFLM):
             return None, "greedy"
         if "max_length" in kwargs:
             return None, "max_length in gen_kwargs"
+        if max_gen_toks < 1:
+            return None, "max_gen_toks < 1"
         if float(kwargs.get("temperature", 0.0)) <= 0.0:
             return None, "do_sample with temperature 0"   # stock raises transformers' error; keep it
         try:
             config = self._generation_config(kwargs)
             warpers = self.model._get_logits_processor(generation_config=config, device=str(self.device))
-        except Exception as exc:  # an API change or invalid kwargs: stock code gives the real error
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            # private transformers API changed, or invalid kwargs: stock code then raises the real error
             return None, f"generation config not understood: {type(exc).__name__}: {exc}"
         unsupported = [type(w).__name__ for w in warpers if not isinstance(w, _SCORE_ONLY_WARPERS)]
         if unsupported:

@@ -17,7 +17,6 @@ import json
 import sys
 from pathlib import Path
 
-from covbench.graphs import generator as gen
 from covbench.graphs import lmeval
 
 DEFAULT_TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks" / "graph"
@@ -86,4 +85,4 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["main", "write_yamls", "write_jsonl", "gen"]
+__all__ = ["main", "write_jsonl", "write_yamls"]

@@ -164,7 +164,7 @@ class Graph:
     def is_valid_path(self, path: tuple[int, ...]) -> bool:
         edges = set(self.edges)
         return (len(path) == len(self.layers) + 2 and path[0] == self.source and path[-1] == self.target
-                and all((u, v) in edges for u, v in zip(path, path[1:])))
+                and all(pair in edges for pair in itertools.pairwise(path)))
 
     def prompt(self) -> str:
         edge_text = " | ".join(f"{u} {v}" for u, v in self.edges)
@@ -280,11 +280,9 @@ def sample_doc(cfg: GraphConfig, cls: str, rng: random.Random, doc_id: int = 0,
     while True:
         graph = _sample_graph(cfg, n_branch, rng)
         passable_nodes = [u for nodes in graph.passable for u in nodes]
-        if cfg.family == "fig1" and cls != "G3":
-            # Paper §5.2: G1 has hidden-XOR feature 1, G2 feature 0 (rejection sampling).
-            if _parity_feature(passable_nodes, subset) != (1 if cls == "G1" else 0):
-                continue
-        break
+        # Paper §5.2: G1 has hidden-XOR feature 1, G2 feature 0 (rejection sampling); G3 is unconstrained.
+        if cfg.family == "fig2" or cls == "G3" or _parity_feature(passable_nodes, subset) == (cls == "G1"):
+            break
     n_valid = math.prod(len(nodes) for nodes in graph.passable)
     valid = graph.valid_paths() if cls == "G3" or n_valid == 1 else []  # G2 of Fig. 2 has 2^{H/2}
     if cls == "G3":

@@ -84,6 +84,7 @@ class TaskSpec:
     first_docs: int | None = None  # sampling task: evaluate the first docs of the data only
     description: str = ""
     extra: dict = field(default_factory=dict)
+    pairs_with: str | None = None  # sampling task: the scoring task on the same docs (suite cross-checks)
 
 
 _FIG1_DATA = DataSpec(family="fig1", n_layers=4, m=32, mixture="fig1_finetune", seed=1, n=512)
@@ -91,6 +92,7 @@ TASKS: dict[str, TaskSpec] = {
     "graph_fig1": TaskSpec("graph_fig1", _FIG1_DATA, "loglikelihood",
                            description="Fig. 1 fine-tuning mixture (G1 0.9 / G2 0.1), exact CE/KL/Cov_N/Pass@N"),
     "graph_fig1_sample": TaskSpec("graph_fig1_sample", _FIG1_DATA, "sample", repeats=32, first_docs=128,
+                                  pairs_with="graph_fig1",
                                   description="Fig. 1, measured Pass@N from 32 samples per prompt"),
     **{f"graph_fig2_h{h}": TaskSpec(
         f"graph_fig2_h{h}", DataSpec(family="fig2", n_layers=h, m=128, mixture="fig2", seed=2000 + h,
@@ -123,7 +125,8 @@ def load_dataset(**kwargs: Any):
 
     block = kwargs.get("covbench")
     if not isinstance(block, dict) or not isinstance(block.get("data"), dict):
-        raise ValueError("graph task YAML: field 'metadata.covbench.data' is missing")
+        # a config error: one-line ValueError like every other bad-input error (not TypeError)
+        raise ValueError("graph task YAML: field 'metadata.covbench.data' is missing")  # noqa: TRY004
     data = dict(block["data"])
     first = data.pop("first_docs", None)
     try:
@@ -263,12 +266,15 @@ def task_config(spec: TaskSpec) -> dict[str, Any]:
         cfg |= {"output_type": "generate_until", "doc_to_target": "target", "repeats": spec.repeats,
                 "generation_kwargs": {"until": ["\n"], "max_gen_toks": response_len + 1, "do_sample": True,
                                       "temperature": 1.0},
-                "filter_list": [{"name": "all", "filter": [{"function": "take_first_k", "k": spec.repeats}]}],
+                "filter_list": [{"name": "all", "filter": [
+                    {"function": "custom", "filter_fn": "!function covbench.taskglue.keep_all"}]}],
                 "process_results": f"!function {_FN}.process_results_sample"}
     keys = taskglue.metric_names(spec.kind)
     cfg["metric_list"] = taskglue.metric_list(keys, weighted=spec.weighted, aggregation_fn=f"{_FN}.weighted_mean")
     cfg["metadata"] = {"version": 1.0, "covbench": {"reference": "known", "kind": spec.kind,
                                                     "adapter": ADAPTER, "data": data}}
+    if spec.pairs_with:
+        cfg["metadata"]["covbench"]["pairs_with"] = spec.pairs_with
     return cfg
 
 
