@@ -216,6 +216,7 @@ def _evaluate(spec: ModelSpec, info: TaskInfo, draw: int, seed: int,
         model=lm, tasks=[info.task], task_manager=task_manager(str(tasks_dir)), log_samples=True,
         bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
         fewshot_random_seed=DEFAULT_SEED, apply_chat_template=bool(spec.chat_template),
+        fewshot_as_multiturn=bool(spec.chat_template),
         gen_kwargs=gen_kwargs, verbosity="ERROR")
     return list(result["samples"][info.name])
 
