@@ -7,6 +7,7 @@ Options (group ``covbench``)::
     --models-file PATH   registry YAML (default: models.yaml in the pytest rootdir)
     --results-dir PATH   results store (default: results/ in the pytest rootdir)
     --tasks A,B          suite tasks to run (default: all)
+    --tasks-dir PATH     folder of lm-eval task YAMLs (default: the project's tasks/)
     --samples-n N        sampled generations per prompt, overriding the tasks' own n
 
 ``--model`` values are checked against the registry in ``pytest_configure``: an unknown name stops the
@@ -44,6 +45,7 @@ class CovbenchSession:
     selectors: list[str]
     tasks: list[str] | None = None  # None = every suite task
     samples_n: int | None = None
+    tasks_dir: Path | None = None  # None = the project's tasks/
     results: list[Any] = field(default_factory=list)
     _registry: Registry | None = None
     _specs: list[ModelSpec] | None = None
@@ -136,6 +138,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="results store folder (default: <rootdir>/results)")
     group.addoption("--tasks", default=None, type=_task_list, metavar="A,B", dest="covbench_tasks",
                     help="comma-separated suite tasks to run (default: all)")
+    group.addoption("--tasks-dir", default=None, metavar="PATH", dest="covbench_tasks_dir",
+                    help="folder of lm-eval task YAMLs for the suite (default: the project's tasks/)")
     group.addoption("--samples-n", default=None, type=_positive_int, metavar="N", dest="covbench_samples_n",
                     help="sampled generations per prompt (overrides each task's n)")
 
@@ -155,11 +159,29 @@ def pytest_configure(config: pytest.Config) -> None:
         selectors=list(option.covbench_model),
         tasks=option.covbench_tasks or None,
         samples_n=option.covbench_samples_n,
+        tasks_dir=(None if option.covbench_tasks_dir is None
+                   else _path_option(config, option.covbench_tasks_dir, "tasks")),
     )
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "covbench-session")  # receives pytest_runtest_logreport
     if session.selectors or option.covbench_models_file is not None:
         _ = session.specs  # fail now, before collection, on a bad file or an unknown --model
+    if session.tasks:
+        _check_tasks(session)
+
+
+def _check_tasks(session: CovbenchSession) -> None:
+    """``--tasks`` names must be suite tasks of the task folder (usage error with "did you mean")."""
+    import difflib
+
+    from covbench.runner import TASKS_DIR, suite_tasks
+
+    every = suite_tasks(session.tasks_dir or TASKS_DIR)
+    for task in session.tasks or []:
+        if task not in every:
+            hint = difflib.get_close_matches(task, every, n=1)
+            raise pytest.UsageError(f"--tasks: unknown task '{task}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                                    + f" (suite tasks: {', '.join(every)})")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -207,6 +229,14 @@ def covbench_results_dir(covbench_session: CovbenchSession) -> Path:
 @pytest.fixture(scope="session")
 def covbench_tasks(covbench_session: CovbenchSession) -> list[str] | None:
     return covbench_session.tasks
+
+
+@pytest.fixture(scope="session")
+def covbench_tasks_dir(covbench_session: CovbenchSession) -> Path:
+    """The lm-eval task folder the suite runs (``--tasks-dir``, default the project's tasks/)."""
+    from covbench.runner import TASKS_DIR
+
+    return covbench_session.tasks_dir or TASKS_DIR
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ come from :mod:`covbench.metrics`; this module only picks the columns and the pe
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -21,7 +21,7 @@ from covbench import metrics
 from covbench.records import Estimate, RunRecord, metric_key
 from covbench.store import slug
 
-from .defaults import TaskNs, task_ns
+from .defaults import PAIRS, TaskNs, task_ns
 
 MISSING = Estimate(value=math.nan)
 BOOTSTRAP_B = 200  # resamples per τ interval (percentile CIs at 95%)
@@ -61,15 +61,27 @@ class Row:
 
 @dataclass(frozen=True)
 class Agreement:
-    """Kendall τ of a proxy's ranking against the Pass@N ranking, with its bootstrap interval."""
+    """Kendall τ of a proxy's ranking against the Pass@N ranking, with its bootstrap interval.
+
+    The point and the interval come from the same per-prompt arrays (the models that have them,
+    on the prompts they share): the point is τ of the full-sample means, the interval is the
+    percentile interval of τ over paired prompt resamples, re-centred on the point
+    (:func:`_centred_interval`). Only when fewer than two
+    models have per-prompt arrays is the point τ of the stored metrics, without an interval.
+    """
 
     tau: float
     lo: float
     hi: float
     rho: float
-    n_models: int  # models ranked by both (the point value)
-    n_boot_models: int  # models with per-prompt arrays on the common prompts (the interval)
+    n_models: int  # models behind the point value (and the interval)
+    n_ranked: int  # models ranked on the table by stored CE/Cov and Pass@N
     n_prompts: int
+    source: str  # "per-prompt" or "stored"
+
+    @property
+    def n_boot_models(self) -> int:
+        return self.n_models if self.source == "per-prompt" else 0
 
 
 @dataclass(frozen=True)
@@ -97,27 +109,39 @@ def _ranks(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
     return np.where(r == 0, np.nan, r)
 
 
-def _pass_source(record: RunRecord, n: float) -> str:
-    if math.isfinite(_get(record, "pass_sampled", n).value):
+def _sampler(record: RunRecord, paired: Mapping[str, RunRecord]) -> RunRecord:
+    """The record holding this model's sampled generations: its sampling task's, if paired."""
+    return paired.get(record.model, record)
+
+
+def _pass_source(record: RunRecord, n: float, paired: Mapping[str, RunRecord]) -> str:
+    if math.isfinite(_get(_sampler(record, paired), "pass_sampled", n).value):
         return "measured"
     return "exact" if math.isfinite(_get(record, "pass_exact", n).value) else ""
 
 
-def build_rows(records: Sequence[RunRecord], ns: TaskNs) -> tuple[Row, ...]:
-    """Rows of one task (records sorted by model), with ranks and flips from the stored metrics."""
+def build_rows(records: Sequence[RunRecord], ns: TaskNs,
+               paired: Mapping[str, RunRecord] | None = None) -> tuple[Row, ...]:
+    """Rows of one task (records sorted by model), with ranks and flips from the stored metrics.
+
+    ``paired`` maps a model to its record on the sampling task paired with this one
+    (:data:`leaderboard.defaults.PAIRS`): its measured Pass@N fills this task's row.
+    """
+    paired = paired or {}
     names = [r.model for r in records]
-    sources = [_pass_source(r, ns.pass_n) for r in records]
+    sources = [_pass_source(r, ns.pass_n, paired) for r in records]
+    measured = [_get(_sampler(r, paired), "pass_sampled", ns.pass_n) for r in records]
     ce = np.array([_get(r, "ce").value for r in records], dtype=np.float64)
     cov = np.array([_get(r, "cov", ns.cov_n).value for r in records], dtype=np.float64)
-    pas = np.array([_get(r, "pass_sampled" if s == "measured" else "pass_exact", ns.pass_n).value
-                    for r, s in zip(records, sources)], dtype=np.float64)
+    pas = np.array([m.value if s == "measured" else _get(r, "pass_exact", ns.pass_n).value
+                    for r, m, s in zip(records, measured, sources)], dtype=np.float64)
     rank_ce, rank_cov, rank_pass = _ranks(ce, False), _ranks(cov, False), _ranks(pas, True)
     flips_ce = {f.model for f in metrics.rank_flips(names, ce, pas, False, True)}
     flips_cov = {f.model for f in metrics.rank_flips(names, cov, pas, False, True)}
     return tuple(
         Row(model=r.model, slug=slug(r.model), family=r.family, step=r.step, description=r.description,
             time=r.provenance.time, ce=_get(r, "ce"), kl=_get(r, "kl"), cov=_get(r, "cov", ns.cov_n),
-            pass_measured=_get(r, "pass_sampled", ns.pass_n), pass_exact=_get(r, "pass_exact", ns.pass_n),
+            pass_measured=measured[i], pass_exact=_get(r, "pass_exact", ns.pass_n),
             pass_pred=_get(r, "pass_pred", ns.pass_n), pass_pred_lo=_get(r, "pass_pred_lo", ns.pass_n).value,
             pass_pred_hi=_get(r, "pass_pred_hi", ns.pass_n).value, pass_source=sources[i],
             rank_ce=float(rank_ce[i]), rank_cov=float(rank_cov[i]), rank_pass=float(rank_pass[i]),
@@ -127,93 +151,149 @@ def build_rows(records: Sequence[RunRecord], ns: TaskNs) -> tuple[Row, ...]:
 
 # ---- per-prompt arrays for the paired bootstrap -----------------------------------------------
 
-def _per_prompt(record: RunRecord, source: str, ns: TaskNs, doc_ids: Sequence[int]
+def _common_docs(records: Sequence[RunRecord]) -> list[int]:
+    lists = [r.docs.doc_id for r in records if r.docs is not None]
+    if not lists:
+        return []
+    if all(ids == lists[0] for ids in lists):  # the usual case: every model scored the same prompts
+        return sorted(lists[0])
+    return sorted(set.intersection(*(set(ids) for ids in lists)))
+
+
+def _index(doc_id: list[int], doc_ids: list[int]) -> np.ndarray | slice:
+    if doc_id == doc_ids:
+        return slice(None)
+    at = {d: i for i, d in enumerate(doc_id)}
+    return np.array([at[d] for d in doc_ids], dtype=np.int64)
+
+
+def _per_prompt(record: RunRecord, sampler: RunRecord, source: str, ns: TaskNs, doc_ids: list[int]
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(−log π̂, Cov indicator, per-prompt Pass@N, weight) on ``doc_ids``, or None if not stored.
 
     Each column's weighted mean over prompts is the stored metric: CE = mean −log π̂ (paper §1.3);
     Cov_N = mean 1[X ≥ log N] with X = log π_ref − log π̂, or with an enumerated support the
     per-prompt π_ref-mass of {X ≥ log N} (paper.md §2.2 step 5); Pass@N = mean of the unbiased
-    per-prompt estimator from samples, or of 1 − (1 − π̂(S_x|x))^N when exact.
+    per-prompt estimator from samples (paper.md §7, from ``sampler``, the record that holds the
+    samples), or of 1 − (1 − π̂(S_x|x))^N when exact.
     """
     docs = record.docs
     if docs is None:
         return None
-    at = {d: i for i, d in enumerate(docs.doc_id)}
-    idx = np.array([at[d] for d in doc_ids])
+    idx = _index(docs.doc_id, doc_ids)
     lp = np.asarray(docs.logp_model, dtype=np.float64)[idx]
     ref = np.asarray(docs.logp_ref, dtype=np.float64)[idx]
     log_n = math.log(ns.cov_n)
     if docs.support_logp_ref is not None and docs.support_logp_model is not None:
+        rows = range(len(doc_ids)) if isinstance(idx, slice) else idx
         cov = np.array([float(np.sum(np.exp(np.asarray(docs.support_logp_ref[i])) *
                                      ((np.asarray(docs.support_logp_ref[i]) -
                                        np.asarray(docs.support_logp_model[i])) >= log_n)))
-                        for i in idx])
+                        for i in rows])
     else:
         with np.errstate(invalid="ignore"):
             cov = (ref - lp >= log_n).astype(np.float64)
     if source == "measured":
-        if record.samples is None:
+        samples = sampler.samples
+        if samples is None or not set(doc_ids) <= set(samples.doc_id):
             return None
-        s_at = {d: i for i, d in enumerate(record.samples.doc_id)}
-        if any(d not in s_at for d in doc_ids):
-            return None
-        rows = [record.samples.correct[s_at[d]] for d in doc_ids]
-        passes = metrics.pass_at_k(np.array([len(r) for r in rows]), np.array([sum(r) for r in rows]),
-                                   int(ns.pass_n))
+        s_idx = _index(samples.doc_id, doc_ids)
+        rows = [samples.correct[i] for i in (range(len(doc_ids)) if isinstance(s_idx, slice) else s_idx)]
+        # (n, c) per prompt; the unbiased estimator runs once for all models in _agreements.
+        passes = np.array([[len(r) for r in rows], [sum(r) for r in rows]], dtype=np.float64)
     elif source == "exact" and docs.logp_correct is not None:
         passes = metrics.pass_at_n_per_prompt(np.asarray(docs.logp_correct)[idx], [ns.pass_n])[0]
     else:
         return None
-    weight = np.ones(idx.size) if docs.weight is None else np.asarray(docs.weight, dtype=np.float64)[idx]
+    weight = np.ones(lp.size) if docs.weight is None else np.asarray(docs.weight, dtype=np.float64)[idx]
     arrays = (-lp, cov, np.asarray(passes, dtype=np.float64), weight)
     return None if any(np.isnan(a).any() for a in arrays) else arrays
 
 
-def _agreements(records: Sequence[RunRecord], rows: Sequence[Row], ns: TaskNs,
-                B: int) -> tuple[Agreement, Agreement]:
-    """τ(CE, Pass@N) and τ(Cov, Pass@N): point values on the stored metrics, intervals by bootstrap."""
+def _pass_matrix(per: Sequence[tuple[np.ndarray, ...]], pass_n: float) -> np.ndarray:
+    """``[models, prompts]`` per-prompt Pass@N: exact rows as stored, sampled rows from their (n, c)."""
+    out = np.empty((len(per), per[0][0].size))
+    sampled = [i for i, a in enumerate(per) if a[2].ndim == 2]
+    for i, a in enumerate(per):
+        if a[2].ndim == 1:
+            out[i] = a[2]
+    if sampled:
+        nc = np.stack([per[i][2] for i in sampled])  # [models, 2, prompts]
+        out[sampled] = metrics.pass_at_k(nc[:, 0].astype(np.int64), nc[:, 1].astype(np.int64), int(pass_n))
+    return out
+
+
+def _resampled_means(values: np.ndarray, counts: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """``[models, resamples]`` weighted means; a resample that draws a ±inf prompt has mean ±inf.
+
+    (A plain product would give inf·0 = NaN where the inf prompt is not drawn; −log π̂ = +inf for
+    a reference response the model gives zero probability.) Drawing both +inf and −inf: NaN.
+    """
+    inf = np.isinf(values)
+    finite = np.where(inf, 0.0, values) @ counts.T / total
+    if not inf.any():
+        return finite
+    pos = (np.isposinf(values).astype(np.float64) @ counts.T) > 0
+    neg = (np.isneginf(values).astype(np.float64) @ counts.T) > 0
+    return np.where(pos & neg, np.nan, np.where(pos, np.inf, np.where(neg, -np.inf, finite)))
+
+
+def _centred_interval(point: float, reps: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap replicates, re-centred so that its median is ``point``.
+
+    τ over resampled means is attenuated towards 0 (resampling adds noise to every model's mean,
+    which breaks ties and swaps close models), so the replicates sit below |τ̂| and a plain
+    percentile interval can miss the full-sample τ̂ entirely. We estimate that bias as
+    median(τ*) − τ̂ and remove it: [τ̂ + q_{α/2} − m, τ̂ + q_{1−α/2} − m] with m = median(τ*),
+    clipped to [−1, 1]. The width is the percentile interval's; it always contains the point.
+
+    >>> [round(v, 6) for v in _centred_interval(0.9, np.array([0.7, 0.8, 0.8, 0.9]))]
+    [0.8, 1.0]
+    """
+    reps = reps[~np.isnan(reps)]
+    if reps.size == 0 or math.isnan(point):
+        return math.nan, math.nan
+    alpha = (1.0 - level) / 2.0
+    shift = point - float(np.median(reps))
+    lo = float(np.quantile(reps, alpha, method="lower")) + shift
+    hi = float(np.quantile(reps, 1 - alpha, method="higher")) + shift
+    return max(-1.0, lo), min(1.0, hi)
+
+
+def _agreements(records: Sequence[RunRecord], rows: Sequence[Row], ns: TaskNs, B: int,
+                paired: Mapping[str, RunRecord]) -> tuple[Agreement, Agreement]:
+    """τ(CE, Pass@N) and τ(Cov, Pass@N) with bootstrap intervals, from the same per-prompt arrays."""
     ranked = [(rec, row) for rec, row in zip(records, rows)
               if not (math.isnan(row.rank_ce) or math.isnan(row.rank_cov) or math.isnan(row.rank_pass))]
-    common: set[int] | None = None
-    for rec, _ in ranked:
-        if rec.docs is not None:
-            common = set(rec.docs.doc_id) if common is None else common & set(rec.docs.doc_id)
-    doc_ids = sorted(common or ())
-    per = [(row.model, _per_prompt(rec, row.pass_source, ns, doc_ids)) for rec, row in ranked]
-    per = [(m, a) for m, a in per if a is not None]
-    pas = np.array([r.pass_used.value for r in rows])
-    out = []
-    columns = ((np.array([r.ce.value for r in rows]), 0), (np.array([r.cov.value for r in rows]), 1))
-    boot = _bootstrap_taus(per, B) if len(per) >= 3 and doc_ids else None
-    for (column, k), (lo, hi) in zip(columns, boot or ((math.nan, math.nan), (math.nan, math.nan))):
-        out.append(Agreement(tau=metrics.kendall_tau(-column, pas),  # both oriented "higher is better"
-                             lo=lo, hi=hi, rho=metrics.spearman(-column, pas), n_models=len(ranked),
-                             n_boot_models=len(per), n_prompts=len(doc_ids)))
-    return out[0], out[1]
-
-
-def _bootstrap_taus(per: Sequence[tuple[str, tuple[np.ndarray, ...]]], B: int
-                    ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Percentile 95% intervals of τ(CE, Pass@N) and τ(Cov, Pass@N) over paired prompt resamples.
-
-    Resample b weights prompt i by its count C[b, i] (metrics.bootstrap_counts: the same resamples
-    for every model), so each model's resampled mean is one matrix product; τ per resample is
-    metrics.kendall_tau (scipy, O(M log M)), which keeps 1,000 models affordable where the
-    all-pairs ``rank_comparison`` is O(M²) per resample.
-    """
-    weights = per[0][1][3]
-    counts = metrics.bootstrap_counts(weights.size, B, BOOTSTRAP_SEED) * weights  # [B, prompts]
+    doc_ids = _common_docs([rec for rec, _ in ranked])
+    for rec, row in ranked:  # sampled Pass@N: only the prompts that were sampled (a paired task's may be fewer)
+        sampler = _sampler(rec, paired)
+        if row.pass_source == "measured" and sampler is not rec and sampler.samples is not None:
+            doc_ids = sorted(set(doc_ids) & set(sampler.samples.doc_id))
+    per = [a for a in (_per_prompt(rec, _sampler(rec, paired), row.pass_source, ns, doc_ids)
+                       for rec, row in ranked) if a is not None] if doc_ids else []
+    if len(per) < 2:  # no per-prompt arrays to speak of: the stored metrics, no interval
+        ce, cov, pas = (np.array([getattr(r, a).value for _, r in ranked]) for a in ("ce", "cov", "pass_used"))
+        return tuple(Agreement(tau=metrics.kendall_tau(-col, pas), lo=math.nan, hi=math.nan,
+                               rho=metrics.spearman(-col, pas), n_models=len(ranked), n_ranked=len(ranked),
+                               n_prompts=0, source="stored") for col in (ce, cov))  # type: ignore[return-value]
+    weights = per[0][3]
+    # Row 0: every prompt once (the point); rows 1..B: the paired resamples (the same for every model).
+    counts = np.vstack([np.ones((1, weights.size)), metrics.bootstrap_counts(weights.size, B, BOOTSTRAP_SEED)])
+    counts = counts * weights
     total = counts.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = [np.stack([a[k] for _, a in per]) @ counts.T / total for k in range(3)]  # [models, B]
     usable = total > 0
+    columns = [np.stack([a[0] for a in per]), np.stack([a[1] for a in per]), _pass_matrix(per, ns.pass_n)]
+    if np.isnan(columns[2]).any():  # k > n samples somewhere: Pass@N is not measured there
+        keep = ~np.isnan(columns[2]).any(axis=1)
+        columns, per = [c[keep] for c in columns], [a for a, k in zip(per, keep) if k]
+    means = [_resampled_means(c, counts[usable], total[usable]) for c in columns]
     out = []
-    for proxy in means[:2]:
-        taus = np.array([metrics.kendall_tau(-proxy[:, b], means[2][:, b]) for b in np.flatnonzero(usable)])
-        taus = taus[~np.isnan(taus)]
-        out.append((float(np.quantile(taus, 0.025)), float(np.quantile(taus, 0.975))) if taus.size
-                   else (math.nan, math.nan))
+    for proxy in means[:2]:  # both oriented "higher is better"
+        taus = metrics.kendall_tau_fast(-proxy.T, means[2].T)
+        lo, hi = _centred_interval(float(taus[0]), taus[1:]) if len(per) >= 3 else (math.nan, math.nan)
+        out.append(Agreement(tau=float(taus[0]), lo=lo, hi=hi, rho=metrics.spearman(-proxy[:, 0], means[2][:, 0]),
+                             n_models=len(per), n_ranked=len(ranked), n_prompts=len(doc_ids), source="per-prompt"))
     return out[0], out[1]
 
 
@@ -250,11 +330,16 @@ def headline(picks_ce: Sequence[str], picks_cov: Sequence[str], picks_pass: Sequ
             f"{n} {follows} (best: {_names(picks_pass)}).")
 
 
-def build_board(task: str, records: Sequence[RunRecord], B: int = BOOTSTRAP_B) -> TaskBoard:
-    """The leaderboard of one task from its records (one per model, sorted by model)."""
+def build_board(task: str, records: Sequence[RunRecord], B: int = BOOTSTRAP_B,
+                paired: Sequence[RunRecord] = ()) -> TaskBoard:
+    """The leaderboard of one task from its records (one per model, sorted by model).
+
+    ``paired``: the records of the sampling task that pairs with this one (its measured Pass@N).
+    """
     ns = task_ns(task)
-    rows = build_rows(records, ns)
-    tau_ce, tau_cov = _agreements(records, rows, ns, B)
+    by_model = {r.model: r for r in paired}
+    rows = build_rows(records, ns, by_model)
+    tau_ce, tau_cov = _agreements(records, rows, ns, B, by_model)
     picks = [_picks(rows, a) for a in ("rank_ce", "rank_cov", "rank_pass")]
     references = sorted({r.reference for r in records})
     return TaskBoard(task=task, slug=slug(task), reference="/".join(references), ns=ns, rows=rows,
@@ -263,6 +348,14 @@ def build_board(task: str, records: Sequence[RunRecord], B: int = BOOTSTRAP_B) -
 
 
 def build_boards(records: Sequence[RunRecord], B: int = BOOTSTRAP_B) -> list[TaskBoard]:
-    """One board per task, in task order (``records`` as :func:`covbench.store.scan` returns them)."""
+    """One board per task, in task order (``records`` as :func:`covbench.store.scan` returns them).
+
+    A sampling task paired with a scoring task that is in the store (:data:`defaults.PAIRS`) gets
+    no board of its own: its measured Pass@N is shown on the scoring task's rows.
+    """
     ordered = sorted(records, key=lambda r: (r.task, r.model))
-    return [build_board(task, list(group), B) for task, group in groupby(ordered, key=lambda r: r.task)]
+    by_task = {task: list(group) for task, group in groupby(ordered, key=lambda r: r.task)}
+    merged = {sampler for sampler, scorer in PAIRS.items() if sampler in by_task and scorer in by_task}
+    samplers = {PAIRS[t]: by_task[t] for t in merged}
+    return [build_board(task, recs, B, samplers.get(task, ())) for task, recs in by_task.items()
+            if task not in merged]

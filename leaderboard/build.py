@@ -25,7 +25,7 @@ from covbench.store import StoreScan, scan, slug
 
 from . import export, plots
 from .board import BOOTSTRAP_B, Row, TaskBoard, build_boards
-from .defaults import TABLE
+from .defaults import PAIRS, TABLE
 from .families import Family, build_families
 from .render import render
 
@@ -49,16 +49,25 @@ class BuildError(Exception):
     """A problem with the command's arguments or the output folder; one line."""
 
 
-def _curve(record: RunRecord, name: str) -> plots.Curve:
-    points = sorted((n, e.value) for key, e in record.metrics.items()
-                    for base, n in [split_key(key)] if base == name and n is not None)
-    return plots.Curve(label=name, x=tuple(p[0] for p in points), y=tuple(p[1] for p in points))
+def _model_curves(record: RunRecord, sampler: RunRecord | None = None) -> plots.ModelCurves:
+    """A model's curves on one task; ``sampler``: its paired sampling task's record (measured Pass@k)."""
+    # One pass over the metric keys, grouping curve points by base name ("cov@4" → cov, 4.0).
+    points: dict[str, list[tuple[float, float]]] = {}
+    for key, e in record.metrics.items():
+        base, n = split_key(key)
+        if n is not None and not (sampler is not None and base == "pass_sampled"):
+            points.setdefault(base, []).append((n, e.value))
+    for key, e in (sampler.metrics.items() if sampler is not None else ()):
+        base, n = split_key(key)
+        if n is not None and base == "pass_sampled":
+            points.setdefault(base, []).append((n, e.value))
 
+    def curve(name: str) -> plots.Curve:
+        pts = sorted(points.get(name, ()))
+        return plots.Curve(label=name, x=tuple(p[0] for p in pts), y=tuple(p[1] for p in pts))
 
-def _model_curves(record: RunRecord) -> plots.ModelCurves:
-    return plots.ModelCurves(task=record.task, coverage=_curve(record, "cov"),
-                             pass_measured=_curve(record, "pass_sampled"), pass_exact=_curve(record, "pass_exact"),
-                             pass_predicted=_curve(record, "pass_pred"))
+    return plots.ModelCurves(task=record.task, coverage=curve("cov"), pass_measured=curve("pass_sampled"),
+                             pass_exact=curve("pass_exact"), pass_predicted=curve("pass_pred"))
 
 
 def _model_axes(records: Sequence[RunRecord], boards: Sequence[TaskBoard]) -> plots.ModelAxes:
@@ -74,7 +83,7 @@ def _model_axes(records: Sequence[RunRecord], boards: Sequence[TaskBoard]) -> pl
 
 
 def _model_pages(records: Sequence[RunRecord], boards: Sequence[TaskBoard],
-                 plotter: plots.ModelPlotter, out: dict[str, str]) -> list[ModelPage]:
+                 frame: plots.ModelFrame, csv_rows: dict[int, str], out: dict[str, str]) -> list[ModelPage]:
     rows = {(b.task, row.model): (b, row) for b in boards for row in b.rows}
     by_model: dict[str, list[RunRecord]] = {}
     for r in records:
@@ -82,14 +91,17 @@ def _model_pages(records: Sequence[RunRecord], boards: Sequence[TaskBoard],
     pages = []
     for name in sorted(by_model):
         recs = sorted(by_model[name], key=lambda r: r.task)
+        boarded = [r for r in recs if (r.task, name) in rows]
+        # A paired sampling task has no board: its measured Pass@k joins its scoring task's curves.
+        samplers = {PAIRS[r.task]: r for r in recs if r.task in PAIRS and (r.task, name) not in rows}
         first = recs[0]
         page = ModelPage(name=name, slug=slug(name), family=first.family,
                          family_slug=slug(first.family) if first.family else "", step=first.step,
-                         description=first.description, rows=tuple(rows[(r.task, name)] for r in recs),
+                         description=first.description, rows=tuple(rows[(r.task, name)] for r in boarded),
                          provenance=tuple((r.task, r.provenance) for r in recs), plot=f"m-{slug(name)}.svg")
-        out[f"plots/{page.plot}"] = plotter.lines_svg([_model_curves(r) for r in recs])
+        out[f"plots/{page.plot}"] = frame.lines_svg([_model_curves(r, samplers.get(r.task)) for r in boarded])
         out[f"data/models/{page.slug}.json"] = export.records_json(recs, with_arrays=True)
-        out[f"data/models/{page.slug}.csv"] = export.metrics_csv(recs)
+        out[f"data/models/{page.slug}.csv"] = export.metrics_csv(recs, csv_rows)
         pages.append(page)
     return pages
 
@@ -121,14 +133,16 @@ def site_files(store: StoreScan, B: int = BOOTSTRAP_B) -> dict[str, str]:
     families = build_families(boards, records)
     out: dict[str, str] = {}
     geom = _model_axes(records, boards)
-    out["plots/model-frame.svg"] = plots.model_frame_svg(geom)
-    models = _model_pages(records, boards, plots.ModelPlotter(geom), out)
+    frame = plots.ModelFrame(geom)
+    out["plots/model-frame.svg"] = frame.svg
+    csv_rows = {id(r): export.metrics_rows(r) for r in records}
+    models = _model_pages(records, boards, frame, csv_rows, out)
     for page in models:
         out[f"models/{page.slug}.html"] = render("model.html.jinja", root="../", model=page)
     _family_files(families, out)
     for b in boards:
         out[f"data/tasks/{b.slug}.csv"] = export.board_csv(b)
-    out["data/results.csv"] = export.metrics_csv(records)
+    out["data/results.csv"] = export.metrics_csv(records, csv_rows)
     out["data/results.json"] = export.records_json(records, with_arrays=False)
     out["models.html"] = render("models.html.jinja", root="", models=models)
     out["index.html"] = render("index.html.jinja", root="", boards=boards, families=families,

@@ -21,7 +21,7 @@ _METRIC_COLUMNS = ["task", "model", "family", "step", "reference", "metric", "va
 
 
 def _f(value: float | None) -> str:
-    if value is None or math.isnan(value):
+    if value is None or value != value:  # NaN: missing
         return ""
     return repr(float(value))
 
@@ -34,12 +34,34 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return buf.getvalue()
 
 
-def metrics_csv(records: Sequence[RunRecord]) -> str:
-    """Every stored metric of ``records``, one line per (task, model, metric key)."""
-    rows = [[r.task, r.model, r.family or "", "" if r.step is None else r.step, r.reference, key,
-             _f(e.value), _f(e.lo), _f(e.hi), _f(e.stderr)]
-            for r in records for key, e in sorted(r.metrics.items())]
-    return _csv(_METRIC_COLUMNS, rows)
+def _cell(text: str) -> str:
+    # csv.writer's minimal quoting, for the few free-text fields (names may hold commas or quotes).
+    if any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def metrics_rows(record: RunRecord) -> str:
+    """The CSV lines of one record's metrics (no header): one per metric key, sorted.
+
+    Written by hand rather than by ``csv.writer`` (400,000 lines for 1,000 models × 10 tasks):
+    the free-text fields are quoted as csv.writer quotes them; floats are ``repr`` or empty.
+    """
+    prefix = ",".join([_cell(record.task), _cell(record.model), _cell(record.family or ""),
+                       "" if record.step is None else str(record.step), record.reference]) + ","
+    return "".join(f"{prefix}{_cell(key)},{_f(e.value)},{_f(e.lo)},{_f(e.hi)},{_f(e.stderr)}\n"
+                   for key, e in sorted(record.metrics.items()))
+
+
+def metrics_csv(records: Sequence[RunRecord], rows: dict[int, str] | None = None) -> str:
+    """Every stored metric of ``records``, one line per (task, model, metric key).
+
+    ``rows``: :func:`metrics_rows` already computed, by ``id(record)`` (the site writes each
+    record's lines twice: in its model's CSV and in results.csv).
+    """
+    header = ",".join(_METRIC_COLUMNS) + "\n"
+    rows = rows or {}
+    return header + "".join(rows.get(id(r)) or metrics_rows(r) for r in records)
 
 
 def records_json(records: Sequence[RunRecord], with_arrays: bool) -> str:

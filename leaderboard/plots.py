@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import matplotlib
 import numpy as np
-from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -81,12 +80,23 @@ def _finite(curve: Curve) -> bool:
 
 
 # The model figure is two layers stacked by CSS at identical geometry: a *frame* (axes, ticks,
-# labels, the task legend) drawn once per site, and per model a transparent *lines* layer with
-# the axes switched off. Matplotlib spends ~90% of a figure's time on text and ticks, so sharing
-# the frame makes 1,000 model plots affordable. Fixed axes rectangles (no layout engine) and fixed
-# limits keep the two layers aligned to the pixel.
+# labels, the task legend) drawn by matplotlib once per site, and per model a transparent *lines*
+# layer. Matplotlib spends ~50 ms on any figure it writes, so the lines layer is not drawn by it:
+# each curve is stamped as an SVG <path> whose coordinates come from the frame's own data→display
+# transform (``ax.transData``) followed by the y-flip of matplotlib's SVG backend
+# (``RendererSVG._make_flip_transform``: y_svg = height − y_display, at 72 dpi so display units
+# are the SVG's points). The lines therefore land exactly where matplotlib would draw them
+# (tests/test_leaderboard_plots.py overlays the two), at microseconds per model.
 _MODEL_SIZE = (7.2, 2.8)
 _MODEL_AXES = ((0.08, 0.16, 0.36, 0.72), (0.58, 0.16, 0.36, 0.72))
+_SVG_DPI = 72.0  # matplotlib's SVG backend always draws at 72 dpi: one display unit = one pt
+_LINE_WIDTH = 1.2
+_DOT_RADIUS = 1.1  # the former scatter's s=5 pt² dots: r = √5 / 2
+# matplotlib's dash patterns (rcParams lines.dashed_pattern / lines.dotted_pattern) scaled by the
+# line width (lines.scale_dashes), so the stamped styles match the frame's legend.
+_DASHES = {"solid": None,
+           "dashed": " ".join(f"{v * _LINE_WIDTH:g}" for v in matplotlib.rcParamsDefault["lines.dashed_pattern"]),
+           "dotted": " ".join(f"{v * _LINE_WIDTH:g}" for v in matplotlib.rcParamsDefault["lines.dotted_pattern"])}
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ class ModelAxes:
 
 def _model_figure(geom: ModelAxes) -> tuple[Figure, tuple]:
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=_MODEL_SIZE)
+        fig = Figure(figsize=_MODEL_SIZE, dpi=_SVG_DPI)
         axes = tuple(fig.add_axes(rect) for rect in _MODEL_AXES)
         for ax, (lo, hi) in zip(axes, (geom.cov_range, geom.pass_range)):
             ax.set_xscale("log", base=2)
@@ -115,14 +125,12 @@ def _model_figure(geom: ModelAxes) -> tuple[Figure, tuple]:
     return fig, axes
 
 
-def model_frame_svg(geom: ModelAxes) -> str:
-    """The frame layer: axes, labels and a legend of task colours and line styles."""
-    fig, (ax_cov, ax_pass) = _model_figure(geom)
+def _draw_frame(fig: Figure, geom: ModelAxes, ax_cov, ax_pass) -> None:
     with matplotlib.rc_context(_RC):
-        for i, task in enumerate(geom.tasks[:_MAX_LEGEND]):
-            ax_cov.plot([], [], color=geom.color(task), lw=1.2, marker="o", ms=2.5, label=task)
+        for task in geom.tasks[:_MAX_LEGEND]:
+            ax_cov.plot([], [], color=geom.color(task), lw=_LINE_WIDTH, marker="o", ms=2.5, label=task)
         for style, label in (("-", "measured"), ("--", "exact"), (":", "predicted")):
-            ax_pass.plot([], [], color="#555555", ls=style, lw=1.2, label=label)
+            ax_pass.plot([], [], color="#555555", ls=style, lw=_LINE_WIDTH, label=label)
         extra = len(geom.tasks) - _MAX_LEGEND
         if geom.tasks:
             ax_cov.legend(title=f"+{extra} more tasks" if extra > 0 else None, fontsize=7, loc="upper right")
@@ -133,49 +141,116 @@ def model_frame_svg(geom: ModelAxes) -> str:
         ax_pass.set_xlabel("k (log scale)")
         ax_pass.set_ylabel("Pass@k")
         ax_pass.set_title("Pass@k (higher is better)", loc="left")
-    return _to_svg(fig)
 
 
-class ModelPlotter:
-    """Draws the per-model lines layer on one reused figure (no axes, transparent background)."""
+def _num(v: float) -> str:
+    # 3 decimals of a point (as every coordinate here): well inside the 0.01 px the overlay test allows.
+    return f"{v:.3f}"
+
+
+class ModelFrame:
+    """The shared frame of every model figure and the stamp that places a model's lines on it.
+
+    >>> frame = ModelFrame(ModelAxes(tasks=("t",), cov_range=(1.0, 64.0), pass_range=(1.0, 8.0)))
+    >>> frame.svg.startswith("<?xml")
+    True
+    >>> frame.segments(0, [1.0, 2.0, float("nan"), 8.0], [0.5, 0.4, 0.3, 0.2]).count("M")  # NaN: a gap
+    2
+    """
 
     def __init__(self, geom: ModelAxes) -> None:
         self.geom = geom
         self.fig, self.axes = _model_figure(geom)
+        _draw_frame(self.fig, geom, *self.axes)
+        self.svg = _to_svg(self.fig)  # draws the figure once: the transforms below are final
+        self.width, self.height = (float(v) * _SVG_DPI for v in self.fig.get_size_inches())
+        # Each panel's clip box in SVG coordinates (matplotlib clips lines to the axes box).
+        self._clips = []
         for ax in self.axes:
-            ax.set_axis_off()
+            (x0, y0), (x1, y1) = ax.bbox.get_points()
+            self._clips.append((x0, self.height - y1, x1 - x0, y1 - y0))
+
+    def points(self, panel: int, x: Sequence[float], y: Sequence[float]) -> np.ndarray:
+        """``[n, 2]`` SVG coordinates of data points on ``panel`` (0: coverage, 1: Pass@k)."""
+        xy = np.column_stack([np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)])
+        if xy.size == 0:
+            return np.zeros((0, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = self.axes[panel].transData.transform(xy)
+        out[:, 1] = self.height - out[:, 1]  # the SVG backend's flip: y grows downwards from the top
+        out[~np.isfinite(xy).all(axis=1)] = np.nan  # a missing value stays missing, never 0
+        return out
+
+    def segments(self, panel: int, x: Sequence[float], y: Sequence[float]) -> str:
+        """Path data of a curve: ``M``/``L`` runs over finite points; a NaN point breaks the line."""
+        return _segments(self.points(panel, x, y))
+
+    def dots(self, panel: int, x: Sequence[float], y: Sequence[float]) -> str:
+        """Path data of a filled dot (two arcs) at every finite point."""
+        return _dots(self.points(panel, x, y))
 
     def lines_svg(self, curves: Sequence[ModelCurves]) -> str:
-        """Cov_N over N and Pass@k over k for each task: measured solid, exact dashed, predicted dotted.
+        """The lines layer of one model: Cov_N over N and Pass@k over k for each task.
 
-        Each panel is one LineCollection plus one scatter (two artists, whatever the number of
-        tasks): drawing 40 separate Line2D objects per model costs ~10x more in the SVG backend.
+        Measured Pass@k solid, exact dashed, predicted dotted; dots on every coverage and Pass@k
+        point; one colour per task (the frame's legend). Same size and viewBox as the frame.
+        All of a panel's points go through one transform call (matplotlib's per-call overhead is
+        ~50 µs, the points themselves cost nothing).
         """
-        for ax in self.axes:
-            for artist in list(ax.collections):
-                artist.remove()
-        cov_lines, cov_colors, pass_lines, pass_colors, pass_styles = [], [], [], [], []
-        for c in curves:
-            color = self.geom.color(c.task)
-            cov_lines.append(_points(c.coverage))
-            cov_colors.append(color)
-            for curve, style in ((c.pass_measured, "solid"), (c.pass_exact, "dashed"), (c.pass_predicted, "dotted")):
-                if _finite(curve):
-                    pass_lines.append(_points(curve))
-                    pass_colors.append(color)
-                    pass_styles.append(style)
-        with matplotlib.rc_context(_RC):
-            for ax, lines, colors, styles in ((self.axes[0], cov_lines, cov_colors, ["solid"] * len(cov_lines)),
-                                              (self.axes[1], pass_lines, pass_colors, pass_styles)):
-                if not lines:
+        w, h = _num(self.width), _num(self.height)
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}pt" height="{h}pt" viewBox="0 0 {w} {h}">',
+               "<defs>"]
+        out += [f'<clipPath id="p{i}"><rect x="{_num(x)}" y="{_num(y)}" width="{_num(cw)}" height="{_num(ch)}"/>'
+                "</clipPath>" for i, (x, y, cw, ch) in enumerate(self._clips)]
+        out.append("</defs>")
+        for panel in (0, 1):
+            styled = [(self.geom.color(c.task), curve, style) for c in curves
+                      for curve, style in ([(c.coverage, "solid")] if panel == 0 else
+                                           [(c.pass_measured, "solid"), (c.pass_exact, "dashed"),
+                                            (c.pass_predicted, "dotted")])]
+            if not styled:
+                continue
+            pts = self.points(panel, [v for _, c, _ in styled for v in c.x], [v for _, c, _ in styled for v in c.y])
+            out.append(f'<g clip-path="url(#p{panel})" fill="none" stroke-width="{_LINE_WIDTH:g}" '
+                       'stroke-linejoin="round">')
+            dots, at = [], 0
+            for color, curve, style in styled:
+                part, at = pts[at:at + len(curve.x)], at + len(curve.x)
+                d = _segments(part)
+                if not d:
                     continue
-                ax.add_collection(LineCollection(lines, colors=colors, linestyles=styles, linewidths=1.2),
-                                  autolim=False)
-                xy = np.concatenate([ln for ln in lines if len(ln)]) if any(len(ln) for ln in lines) else None
-                if xy is not None:
-                    dot_colors = [col for ln, col in zip(lines, colors) for _ in range(len(ln))]
-                    ax.scatter(xy[:, 0], xy[:, 1], s=5, c=dot_colors, linewidths=0)
-        return _to_svg(self.fig, transparent=True)
+                dash = _DASHES[style]
+                out.append(f'<path d="{d}" stroke="{color}"' +
+                           (f' stroke-dasharray="{dash}"/>' if dash else ' stroke-linecap="square"/>'))
+                dots.append(f'<path d="{_dots(part)}" fill="{color}" stroke="none"/>')
+            out += dots
+            out.append("</g>")
+        out.append("</svg>\n")
+        return "\n".join(out)
+
+
+def _segments(pts: np.ndarray) -> str:
+    parts, pen_down = [], False
+    for px, py in pts.tolist():
+        if math.isfinite(px) and math.isfinite(py):
+            parts.append(("L%.3f %.3f" if pen_down else "M%.3f %.3f") % (px, py))
+            pen_down = True
+        else:
+            pen_down = False
+    return " ".join(parts)
+
+
+_DOT = f"a{_DOT_RADIUS:g} {_DOT_RADIUS:g} 0 1 0 {2 * _DOT_RADIUS:g} 0a{_DOT_RADIUS:g} {_DOT_RADIUS:g} 0 1 0 -{2 * _DOT_RADIUS:g} 0"
+
+
+def _dots(pts: np.ndarray) -> str:
+    return " ".join("M%.3f %.3f%s" % (px - _DOT_RADIUS, py, _DOT) for px, py in pts.tolist()
+                    if math.isfinite(px) and math.isfinite(py))
+
+
+def model_frame_svg(geom: ModelAxes) -> str:
+    """The frame layer: axes, labels and a legend of task colours and line styles."""
+    return ModelFrame(geom).svg
 
 
 def _points(curve: Curve) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from . import fmt
+from . import cells, fmt
 
 # The policy the pages carry in a <meta> tag: only files of the site itself; plots are <img>s.
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:"
@@ -25,7 +25,8 @@ def environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters.update(num=fmt.num, interval=fmt.interval, rank=fmt.rank, sortv=fmt.sort_key,
-                       n=fmt.threshold)
+                       n=fmt.threshold, est_cell=cells.est, rank_cell=cells.rank, pass_cells=cells.pass_cells,
+                       row_cells=cells.row_cells)
     env.globals.update(CSP=CSP, MISSING=fmt.MISSING)
     return env
 

@@ -5,6 +5,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # shellcheck disable=SC1091
 source scripts/setup.sh
-python -m pytest suite/ -p no:randomly "$@"
+python -m pytest suite/ -p no:randomly -n 2 --dist loadgroup "$@"
 covbench leaderboard build --results results --out site
 echo "leaderboard: $(pwd)/site/index.html"

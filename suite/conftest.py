@@ -1,7 +1,8 @@
 """Parametrises the suite: one test per (model, task) pair selected by --model / --tasks.
 
 A model's tasks are ``--tasks`` when given, else the registry entry's ``tasks`` list, else every suite
-task (every task YAML under tasks/ with a ``metadata.covbench`` block).
+task (every task YAML under tasks/ with a ``metadata.covbench`` block). Jobs of one model share an
+xdist group, so ``pytest suite/ -n 2 --dist loadgroup`` loads each model in one worker.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "job" not in metafunc.fixturenames:
         return
     session = metafunc.config.stash[SESSION_KEY]
-    every = suite_tasks()
-    unknown = [t for t in (session.tasks or []) if t not in every]
-    if unknown:
-        raise pytest.UsageError(f"--tasks: unknown task '{unknown[0]}' (suite tasks: {', '.join(every)})")
+    every = suite_tasks(session.tasks_dir) if session.tasks_dir else suite_tasks()
     jobs = [(spec, task) for spec in session.specs
             for task in (session.tasks or getattr(spec, "tasks", None) or every)]
-    metafunc.parametrize("job", jobs, ids=[f"{spec.name}::{task}" for spec, task in jobs])
+    # One xdist group per model: with `-n N --dist loadgroup` a model is loaded by one worker only,
+    # and its paired tasks (sampling vs scoring) reuse each other's stored results.
+    params = [pytest.param((spec, task), id=f"{spec.name}::{task}", marks=pytest.mark.xdist_group(spec.name))
+              for spec, task in jobs]
+    metafunc.parametrize("job", params)

@@ -15,15 +15,17 @@ from covbench.backends import BackendError
 from covbench.runner import RunError, TaskError, run_job
 
 
-def test_job(job, covbench_results_dir, covbench_samples_n, covbench_lm, covbench_record):
+def test_job(job, covbench_results_dir, covbench_tasks_dir, covbench_samples_n, covbench_lm, covbench_record):
     spec, task = job
     try:
-        outcome = run_job(spec, task, covbench_results_dir, n=covbench_samples_n, get_lm=covbench_lm)
+        outcome = run_job(spec, task, covbench_results_dir, n=covbench_samples_n, get_lm=covbench_lm,
+                          tasks_dir=covbench_tasks_dir)
+        covbench_record(outcome)
+        problems = checks.record_problems(outcome.record)
+        problems += checks.paired_problems(outcome.record, spec, covbench_results_dir, covbench_lm,
+                                           tasks_dir=covbench_tasks_dir)
+        problems += checks.floor_problems(outcome.record, spec)
     except (BackendError, RunError, TaskError) as e:
         pytest.fail(str(e), pytrace=False)
-    covbench_record(outcome)
-    problems = checks.record_problems(outcome.record)
-    problems += checks.paired_problems(outcome.record, spec, covbench_results_dir, covbench_lm)
-    problems += checks.floor_problems(outcome.record, spec)
     if problems:
         pytest.fail("; ".join(problems), pytrace=False)

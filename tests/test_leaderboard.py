@@ -112,14 +112,43 @@ def test_tau_matches_scipy_and_has_interval(store, site):
     records = scan(store).records
     text = (site / "index.html").read_text(encoding="utf-8")
     for board in build_boards(records, B=60):
-        ce = np.array([r.ce.value for r in board.rows])
-        pas = np.array([r.pass_used.value for r in board.rows])
-        assert board.tau_ce.tau == pytest.approx(stats.kendalltau(-ce, pas).statistic)
-        assert -1 <= board.tau_ce.lo <= board.tau_ce.hi <= 1
-        has_sparse = any(r.model == "sparse" for r in board.rows)  # no per-doc arrays: not in the CI
-        assert board.tau_ce.n_boot_models == len(board.rows) - has_sparse
+        # The point comes from the per-prompt arrays (the models that have them: not "sparse"):
+        # recompute their means independently and compare with scipy's τ on them.
+        recs = {r.model: r for r in records if r.task == board.task and r.docs is not None}
+        rows = [r for r in board.rows if r.model in recs]
+        ce = np.array([np.mean(-np.asarray(recs[r.model].docs.logp_model)) for r in rows])
+        pas = np.array([np.mean([1 - math.comb(len(c) - sum(c), 8) / math.comb(len(c), 8)
+                                 for c in recs[r.model].samples.correct]) for r in rows])
+        assert board.tau_ce.tau == pytest.approx(stats.kendalltau(-ce, pas).statistic, abs=1e-12)
+        # For these synthetic records the per-prompt means are the stored metrics.
+        stored = np.array([r.ce.value for r in rows])
+        assert board.tau_ce.tau == pytest.approx(stats.kendalltau(-stored, [r.pass_used.value for r in rows]).statistic)
+        for agreement in (board.tau_ce, board.tau_cov):
+            assert -1 <= agreement.lo <= agreement.tau <= agreement.hi <= 1  # re-centred on the point
+            assert agreement.source == "per-prompt" and agreement.n_prompts == 40
+        has_sparse = any(r.model == "sparse" for r in board.rows)  # no per-doc arrays: not in τ
+        assert board.tau_ce.n_models == len(board.rows) - has_sparse
+        assert board.tau_ce.n_ranked == len(board.rows)
         assert f"{board.tau_cov.tau:.2f}" in text
-    assert "CI over" in text
+    assert "(of 16 ranked)" in text  # synth-0 holds "sparse"
+
+
+def test_tau_without_arrays_falls_back_to_stored_metrics(store):
+    records = [r.model_copy(update={"docs": None}) for r in scan(store).records if r.task == "synth-0"]
+    board = build_boards(records, B=20)[0]
+    ce = np.array([r.ce.value for r in board.rows])
+    pas = np.array([r.pass_used.value for r in board.rows])
+    assert board.tau_ce.source == "stored" and math.isnan(board.tau_ce.lo)
+    assert board.tau_ce.tau == pytest.approx(stats.kendalltau(-ce, pas).statistic)
+
+
+def test_infinite_log_prob_gives_infinite_resampled_ce():
+    from leaderboard.board import _resampled_means
+    values = np.array([[1.0, np.inf, 3.0], [1.0, 2.0, 3.0]])
+    counts = np.array([[1.0, 1.0, 1.0], [2.0, 0.0, 1.0]])
+    means = _resampled_means(values, counts, counts.sum(axis=1))
+    assert means[0, 0] == np.inf and means[0, 1] == pytest.approx(5 / 3)  # not inf·0 = NaN
+    assert means[1].tolist() == pytest.approx([2.0, 5 / 3])
 
 
 def test_family_picks_match_brute_force_tournament(store, site):

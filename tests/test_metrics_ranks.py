@@ -10,6 +10,7 @@ from scipy import stats
 
 from covbench.metrics import (
     kendall_tau,
+    kendall_tau_fast,
     kendall_tau_rows,
     rank_comparison,
     rank_flips,
@@ -91,3 +92,42 @@ def test_rank_comparison_missing_model_and_shapes():
     assert rc.tau == pytest.approx(1.0) and all(f.model != "c" for f in rc.flips)
     with pytest.raises(ValueError, match="rank_comparison"):
         rank_comparison(["a"], ce, ps, a_higher_is_better=False, b_higher_is_better=True)
+
+
+def _scipy_tau_dropping_nan(a: np.ndarray, b: np.ndarray) -> float:
+    keep = ~(np.isnan(a) | np.isnan(b))
+    if keep.sum() < 2:
+        return math.nan
+    return float(stats.kendalltau(a[keep], b[keep]).statistic)  # NaN for a constant column
+
+
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 7, 64, 300])
+def test_fast_tau_equals_scipy_with_ties_nan_and_inf(m):
+    rng = np.random.default_rng(m)
+    a = rng.integers(0, 5, (40, m)).astype(float)  # heavy ties
+    b = np.round(rng.normal(size=(40, m)), 1)       # some ties
+    a[rng.random(a.shape) < 0.08] = np.nan
+    b[rng.random(b.shape) < 0.05] = np.nan
+    if m >= 3:
+        a[0, :2], b[0, :2] = np.inf, -np.inf        # equal infinities tie
+        a[1] = 2.0                                  # constant column: undefined
+        b[2, 1:] = np.nan                           # one model left: undefined
+    tau = kendall_tau_fast(a, b)
+    assert tau.shape == (40,)
+    ref = [_scipy_tau_dropping_nan(a[r], b[r]) for r in range(40)]
+    np.testing.assert_allclose(tau, ref, atol=1e-12, equal_nan=True)
+    if m >= 3:
+        assert math.isnan(tau[1]) and math.isnan(tau[2])
+
+
+def test_fast_tau_brute_force_and_extremes():
+    rng = np.random.default_rng(11)
+    a, b = rng.permutation(200).astype(float), rng.integers(0, 30, 200).astype(float)
+    # Brute force over all pairs: Σ sign(Δa) sign(Δb) / √(untied_a · untied_b).
+    sa, sb = np.sign(a[:, None] - a[None, :]), np.sign(b[:, None] - b[None, :])
+    expect = (sa * sb).sum() / math.sqrt((sa != 0).sum() * (sb != 0).sum())
+    assert kendall_tau_fast(a, b)[0] == pytest.approx(expect, abs=1e-12)
+    assert kendall_tau_fast(a, a)[0] == 1.0 and kendall_tau_fast(a, -a)[0] == -1.0
+    assert kendall_tau_fast(a, b)[0] == pytest.approx(kendall_tau_rows(a[None], b[None])[0], abs=1e-12)
+    with pytest.raises(ValueError, match="kendall_tau_fast"):
+        kendall_tau_fast([[1.0, 2.0]], [[1.0, 2.0, 3.0]])

@@ -108,15 +108,15 @@ def test_session_options_reach_the_fixtures(pytester: pytest.Pytester, registry:
 
         def test_options(covbench_session, covbench_tasks, covbench_samples_n, covbench_results_dir,
                          covbench_registry, covbench_specs):
-            assert covbench_tasks == ["graph_fig1", "arith"]
+            assert covbench_tasks == ["graph_fig1", "arith_ll"]
             assert covbench_samples_n == 32
             assert covbench_results_dir == Path({str(pytester.path)!r}) / "out" / "res"
             assert covbench_results_dir.is_dir()
             assert covbench_registry.names == ["hub-model", "other", "run-step-20", "run-step-10"]
             assert [s.name for s in covbench_specs] == ["other"]
-            assert covbench_session.wants_task("arith") and not covbench_session.wants_task("gsm8k")
+            assert covbench_session.wants_task("arith_ll") and not covbench_session.wants_task("gsm8k")
     """)
-    result = pytester.runpytest("-p", "covbench.plugin", "--model", "other", "--tasks", "graph_fig1, arith",
+    result = pytester.runpytest("-p", "covbench.plugin", "--model", "other", "--tasks", "graph_fig1, arith_ll",
                                 "--samples-n", "32", "--results-dir", "out/res")
     result.assert_outcomes(passed=1)
 

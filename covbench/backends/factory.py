@@ -83,13 +83,17 @@ def make_lm(spec: ModelSpec) -> LM:
 
 
 def _set_threads() -> None:
-    """One torch thread per pytest-xdist worker (the workers already use every core), or
-    ``COVBENCH_THREADS`` when set; otherwise torch's default."""
-    threads = os.environ.get("COVBENCH_THREADS") or ("1" if os.environ.get("PYTEST_XDIST_WORKER") else "")
-    if threads:
-        import torch
+    """Run torch on ``COVBENCH_THREADS`` threads (default 1).
 
-        torch.set_num_threads(int(threads))
+    Measured on the 2-core CPU machines this project targets: with a second process busy (a training
+    run, another pytest-xdist worker), SmolLM2 on 2 threads took over 15 minutes for the arithmetic
+    tasks that 1 thread scores in 82 s, because oversubscribed threads wait on each other. One thread
+    per process is the robust default; parallelism comes from running jobs in several processes
+    (``pytest -n``). Set ``COVBENCH_THREADS=2`` on an otherwise idle machine to trade that for speed.
+    """
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("COVBENCH_THREADS") or 1))
 
 
 def get_lm(spec: ModelSpec) -> LM:

@@ -89,6 +89,119 @@ def kendall_tau_rows(a: object, b: object) -> np.ndarray:
     return out
 
 
+def _dense_ranks(v: np.ndarray) -> np.ndarray:
+    """Dense ranks 0, 1, ... along the last axis of a 2-D array: equal values (±inf too) share one."""
+    order = np.argsort(v, axis=-1)
+    ordered = np.take_along_axis(v, order, axis=-1)
+    step = np.zeros(v.shape, np.int64)
+    step[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    out = np.empty(v.shape, np.int64)
+    np.put_along_axis(out, order, np.cumsum(step, axis=-1), axis=-1)
+    return out
+
+
+def _tied_pairs(ranks: np.ndarray) -> np.ndarray:
+    """Per row, the pairs with equal dense rank: Σ_groups t(t − 1)/2 (τ_b's tie terms)."""
+    rows, m = ranks.shape
+    counts = np.bincount((ranks + m * np.arange(rows)[:, None]).ravel(), minlength=rows * m)
+    return (counts * (counts - 1) // 2).reshape(rows, m).sum(axis=1)
+
+
+def _inversions(seq: np.ndarray) -> np.ndarray:
+    """Per row, the pairs i < j with ``seq[i] > seq[j]`` (values are ints in ``[0, m)``).
+
+    A pair is counted once, at the highest bit where its two values differ: there both share the
+    higher bits (the same *group*) and the earlier one has the bit set. Going from the top bit down,
+    each level counts, for every 0-bit element, the 1-bit elements before it in its group, then
+    stably partitions every group into its 0s and its 1s (a radix step); groups stay contiguous,
+    so all rows are done at once in one flat array with cumulative sums (O(m log m) per row).
+    """
+    rows, m = seq.shape
+    n = rows * m
+    cur = seq.astype(np.int32).ravel()
+    idx = np.arange(n, dtype=np.int32)
+    row_start = idx % m == 0
+    row_end = np.roll(row_start, -1)
+    found = np.zeros(n, np.int32)  # per element, the inversions it closes (summed per row at the end)
+    nxt = np.empty_like(cur)
+    for b in range(max(1, (m - 1).bit_length()) - 1, -1, -1):
+        group = cur >> (b + 1)
+        bit = (cur >> b) & 1
+        ones_incl = np.cumsum(bit, dtype=np.int32)
+        ones_before = ones_incl - bit
+        change = group[1:] != group[:-1]
+        is_start, is_end = row_start.copy(), row_end.copy()
+        is_start[1:] |= change
+        is_end[:-1] |= change
+        start = np.maximum.accumulate(np.where(is_start, idx, 0))
+        end = np.minimum.accumulate(np.where(is_end, idx, n)[::-1])[::-1]
+        ones_at_start = ones_before[start]
+        ones_in = ones_before - ones_at_start  # 1-bits of the same group before this element
+        zero = bit == 0
+        found += np.where(zero, ones_in, 0)
+        zeros_in_group = end - start + 1 - (ones_incl[end] - ones_at_start)
+        nxt[np.where(zero, idx - ones_in, start + zeros_in_group + ones_in)] = cur
+        cur, nxt = nxt, cur
+    return found.reshape(rows, m).sum(axis=1, dtype=np.int64)
+
+
+def _tau_b_clean(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """τ_b per row of NaN-free ``[rows, m]`` arrays (Knight's algorithm, vectorised over rows).
+
+    With n0 = m(m−1)/2 pairs, n1 / n2 pairs tied in x / y, n3 tied in both and D the discordant
+    pairs: τ_b = (n0 − n1 − n2 + n3 − 2D) / √((n0 − n1)(n0 − n2)) (scipy's formula). Sorting by
+    (x, y) leaves D = the inversions of y in that order: ties in x are ordered by y, so they add none.
+    """
+    rows, m = x.shape
+    rx, ry = _dense_ranks(x), _dense_ranks(y)
+    key = rx * m + ry
+    order = np.argsort(key, axis=1)
+    seq = np.take_along_axis(ry, order, axis=1)
+    ordered = np.take_along_axis(key, order, axis=1)
+    idx = np.arange(m)
+    run_start = np.ones(ordered.shape, bool)
+    run_start[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    n3 = (idx - np.maximum.accumulate(np.where(run_start, idx, 0), axis=1)).sum(axis=1)
+    n0 = m * (m - 1) // 2
+    n1, n2 = _tied_pairs(rx), _tied_pairs(ry)
+    numerator = (n0 - n1 - n2 + n3 - 2 * _inversions(seq)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = numerator / np.sqrt((n0 - n1).astype(np.float64) * (n0 - n2))
+    return np.clip(tau, -1.0, 1.0)  # as scipy: rounding must not leave [-1, 1]
+
+
+def kendall_tau_fast(a: object, b: object) -> np.ndarray:
+    """Kendall τ_b of ``a[r]`` vs ``b[r]`` for every row r, equal to scipy's, without a per-row call.
+
+    For bootstrap distributions over many models (1,000 models × 200 resamples): dense ranks by
+    argsort, tie counts by bincount, discordant pairs by a radix-style inversion count
+    (:func:`_inversions`), all vectorised across rows, O(rows · m log m). Per row, a model where
+    either value is NaN is dropped (as :func:`kendall_tau`); equal infinities tie. NaN for a row
+    with fewer than two models left or a constant column.
+
+    Examples:
+        >>> kendall_tau_fast([[1, 2, 3, 4.0], [1, 2, 3, 4.0]], [[1, 3, 2, 4.0], [4, 3, 2, 1.0]]).round(6).tolist()
+        [0.666667, -1.0]
+        >>> kendall_tau_fast([[1.0, float("nan"), 2.0, 3.0]], [[1.0, 0.0, 2.0, 3.0]]).tolist()
+        [1.0]
+    """
+    x, y = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+    if x.ndim != 2 or x.shape != y.shape:
+        raise ValueError(f"kendall_tau_fast: a and b must be [rows, models] of equal shape, got {x.shape}, {y.shape}")
+    out = np.full(x.shape[0], np.nan)
+    if x.shape[1] < 2:
+        return out
+    missing = np.isnan(x) | np.isnan(y)
+    clean = ~missing.any(axis=1)
+    if clean.any():
+        out[clean] = _tau_b_clean(x[clean], y[clean])
+    for r in np.flatnonzero(~clean):  # rows with missing models: each its own (smaller) problem
+        keep = ~missing[r]
+        if keep.sum() >= 2:
+            out[r] = _tau_b_clean(x[r, keep][None], y[r, keep][None])[0]
+    return out
+
+
 def spearman_rows(a: object, b: object) -> np.ndarray:
     """Spearman ρ of ``a[r]`` vs ``b[r]`` for every row r: Pearson correlation of average ranks.
 

@@ -10,7 +10,7 @@ and wall times, into every checkpoint folder as ``covbench_train.json``. Two pre
 >>> cfg.name, cfg.graph.n_layers, cfg.finetune.n_checkpoints >= 2
 ('tiny', 4, True)
 >>> ft_checkpoint_steps(preset("shipped").finetune)[:3]
-[10, 14, 20]
+[10, 17, 30]
 """
 
 from __future__ import annotations
@@ -55,6 +55,10 @@ class PretrainSpec(_Cfg):
 
     lr: float = Field(1e-3, gt=0)
     warmup: int = Field(200, ge=0)
+    # After warmup: "constant", or "cosine" decay to min_lr_ratio·lr at max_steps (less gradient noise
+    # late in the run, which is what the last few points of valid mass need).
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
     batch_size: int = Field(64, ge=1)
     max_steps: int = Field(6000, ge=1)  # the cap of the stop rule
     min_steps: int = Field(0, ge=0)
@@ -100,7 +104,15 @@ def ft_checkpoint_steps(spec: FinetuneSpec) -> list[int]:
 
 
 PRESETS: dict[str, ZooConfig] = {
-    "shipped": ZooConfig(name="shipped"),
+    # The shipped family (docs/zoo.md): a 4-layer, 96-wide Llama-style model (rotary positions), 1 thread.
+    "shipped": ZooConfig(
+        name="shipped",
+        model=ModelSpec(arch="llama", d_model=96, n_layer=4, n_head=4, d_ff=256, max_positions=256),
+        pretrain=PretrainSpec(lr=1.5e-3, warmup=100, schedule="cosine", min_lr_ratio=0.1, batch_size=32,
+                              max_steps=4000, eval_every=250, n_eval_prompts=256),
+        finetune=FinetuneSpec(lr=1e-4, batch_size=32, steps=1500, first_checkpoint=10, n_checkpoints=10),
+        threads=1,
+    ),
     "tiny": ZooConfig(
         name="tiny",
         model=ModelSpec(arch="llama", d_model=32, n_layer=2, n_head=2, d_ff=64, max_positions=128),

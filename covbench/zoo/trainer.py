@@ -31,7 +31,7 @@ from transformers import PreTrainedModel
 from covbench.graphs.generator import FIG1_FINETUNE, FIG1_PRETRAIN, GraphConfig, fig1_config, sample_docs
 from covbench.graphs.tokenizer import PAD, vocabulary
 
-from .config import ZooConfig, ft_checkpoint_steps
+from .config import PretrainSpec, ZooConfig, ft_checkpoint_steps
 from .data import DocStream, collate, encode
 from .model import build_model, load_checkpoint, save_checkpoint
 from .scoring import score_docs
@@ -82,6 +82,22 @@ def _optimizer(model: PreTrainedModel, lr: float, weight_decay: float) -> torch.
     return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=weight_decay)
 
 
+def pretrain_lr(spec: PretrainSpec, step: int) -> float:
+    """Linear warmup to ``spec.lr``, then constant or cosine decay to ``min_lr_ratio·lr`` at ``max_steps``.
+
+    >>> s = PretrainSpec(lr=1.0, warmup=10, max_steps=110, schedule="cosine", min_lr_ratio=0.1)
+    >>> [round(pretrain_lr(s, k), 3) for k in (5, 10, 60, 110)]
+    [0.5, 1.0, 0.55, 0.1]
+    """
+    if step < spec.warmup:
+        return spec.lr * step / spec.warmup
+    if spec.schedule == "constant":
+        return spec.lr
+    progress = (step - spec.warmup) / max(1, spec.max_steps - spec.warmup)
+    r = spec.min_lr_ratio
+    return spec.lr * (r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
 def pretrain(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
     """Pre-train until held-out valid mass ≥ target (checked every ``eval_every`` steps) or the cap."""
     spec, m = cfg.pretrain, cfg.graph.m
@@ -94,8 +110,8 @@ def pretrain(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
     t0, window, losses, mass = time.time(), [], [], math.nan
     step = 0
     for step in range(1, spec.max_steps + 1):
-        for group in opt.param_groups:  # linear warmup, then constant
-            group["lr"] = spec.lr * min(1.0, step / max(1, spec.warmup))
+        for group in opt.param_groups:
+            group["lr"] = pretrain_lr(spec, step)
         window.append(_step(model, opt, stream, spec.batch_size, m, pad_id, spec.grad_clip))
         if step % spec.eval_every == 0 or step == spec.max_steps:
             mass = float(score_docs(model, eval_docs, m, pad_id).valid_mass().mean())
