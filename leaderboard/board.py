@@ -218,8 +218,12 @@ def _pass_matrix(per: Sequence[tuple[np.ndarray, ...]], pass_n: float) -> np.nda
         if a[2].ndim == 1:
             out[i] = a[2]
     if sampled:
-        nc = np.stack([per[i][2] for i in sampled])  # [models, 2, prompts]
-        out[sampled] = metrics.pass_at_k(nc[:, 0].astype(np.int64), nc[:, 1].astype(np.int64), int(pass_n))
+        nc = np.stack([per[i][2] for i in sampled]).astype(np.int64)  # [models, 2, prompts]
+        # Few distinct (n, c) pairs (n samples, c correct): evaluate the estimator once per pair.
+        stride = int(nc.max()) + 1
+        keys, inverse = np.unique(nc[:, 0] * stride + nc[:, 1], return_inverse=True)
+        values = metrics.pass_at_k(keys // stride, keys % stride, int(pass_n))
+        out[sampled] = values[inverse.reshape(-1)].reshape(len(sampled), -1)
     return out
 
 

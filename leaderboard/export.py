@@ -35,7 +35,8 @@ def _csv(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 
 def _cell(text: str) -> str:
-    # csv.writer's minimal quoting, for the few free-text fields (names may hold commas or quotes).
+    # csv.writer's minimal quoting, for the few free-text fields (names may hold commas or quotes),
+    # plus a lone \r, which csv.writer leaves bare and csv.reader then rejects.
     if any(c in text for c in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
     return text

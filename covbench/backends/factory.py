@@ -85,11 +85,11 @@ def make_lm(spec: ModelSpec) -> LM:
 def _set_threads() -> None:
     """Run torch on ``COVBENCH_THREADS`` threads (default 1).
 
-    Measured on the 2-core CPU machines this project targets: with a second process busy (a training
-    run, another pytest-xdist worker), SmolLM2 on 2 threads took over 15 minutes for the arithmetic
-    tasks that 1 thread scores in 82 s, because oversubscribed threads wait on each other. One thread
-    per process is the robust default; parallelism comes from running jobs in several processes
-    (``pytest -n``). Set ``COVBENCH_THREADS=2`` on an otherwise idle machine to trade that for speed.
+    Measured on the 2-core CPU machines this project targets, with other processes busy: one SmolLM2
+    log-likelihood took 10-12 s wall on torch's default 2 threads and 0.2-0.3 s on 1 thread, because
+    oversubscribed threads wait on each other. One thread per process is the robust default;
+    parallelism comes from running jobs in several processes (``pytest -n``). Set
+    ``COVBENCH_THREADS=2`` on an otherwise idle machine to trade that robustness for speed.
     """
     import torch
 

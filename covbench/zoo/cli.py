@@ -1,6 +1,6 @@
 """``covbench zoo``: train the checkpoint family, and evaluate it.
 
-    covbench zoo train [--preset shipped|tiny] [--out DIR] [--seed S] [--phase all|pretrain|finetune]
+    covbench zoo train [--preset shipped|tiny] [--out DIR] [--seed S] [--phase all|pretrain|pretrain-more|finetune]
                        [--set SECTION.FIELD=VALUE ...] [--log FILE]
     covbench zoo eval  [--dir DIR] [--n-prompts N] [--seed S] [--json FILE] [--markdown FILE]
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--preset", default="shipped")
     t.add_argument("--out", type=Path, default=CHECKPOINTS)
     t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--phase", choices=("all", "pretrain", "finetune"), default="all")
+    t.add_argument("--phase", choices=("all", "pretrain", "pretrain-more", "finetune"), default="all")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     t.add_argument("--log", type=Path, default=None)
     e = sub.add_parser("eval", help="evaluate a checkpoint family on held-out fine-tuning prompts")

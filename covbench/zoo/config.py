@@ -87,6 +87,9 @@ class ZooConfig(_Cfg):
     graph: GraphSpec = GraphSpec()
     model: ModelSpec = ModelSpec()
     pretrain: PretrainSpec = PretrainSpec()
+    # Optional second pre-training stage from stage 1's stored weights (fresh optimizer, own schedule),
+    # run only when stage 1 ends below target_valid_mass; the stop rule is the same.
+    pretrain_more: PretrainSpec | None = None
     finetune: FinetuneSpec = FinetuneSpec()
     threads: int = Field(2, ge=1)  # torch.set_num_threads: results are reproducible for a fixed value
     save_dtype: Literal["float16", "float32"] = "float16"  # stored weights (the family must fit in 20 MB)

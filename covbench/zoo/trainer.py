@@ -3,10 +3,13 @@ then fine-tune online on the 90/10 mixture, saving log-spaced checkpoints (paper
 
 Steps, in order (``train``):
 
-1. ``pretrain``: AdamW with linear warmup then a constant lr, fresh docs every batch (online; the
+1. ``pretrain``: AdamW with linear warmup then a constant or cosine lr, fresh docs every batch (online; the
    paper uses a fixed 512k-prompt set), loss on response tokens only. Every ``eval_every`` steps it
    scores every valid path of held-out pre-training-mixture prompts and stops once the mass on valid
-   paths reaches ``target_valid_mass`` (or at ``max_steps``). Saved as ``graph-pt``.
+   paths reaches ``target_valid_mass`` (or at ``max_steps``). Saved as ``graph-pt``. If it ends at
+   ``max_steps`` below the target and the config has ``pretrain_more``, a second stage continues from
+   those stored weights with a fresh optimizer and its own schedule, under the same stop rule
+   (``--phase pretrain-more`` runs it alone).
 2. ``finetune``: from the pre-trained weights, a fresh AdamW at a constant small lr on fresh 90/10
    docs; ``graph-ft-NNNNNNN`` is saved at each log-spaced step of ``ft_checkpoint_steps``.
 
@@ -98,14 +101,18 @@ def pretrain_lr(spec: PretrainSpec, step: int) -> float:
     return spec.lr * (r + (1 - r) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def pretrain(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
-    """Pre-train until held-out valid mass ≥ target (checked every ``eval_every`` steps) or the cap."""
-    spec, m = cfg.pretrain, cfg.graph.m
+def _pretrain_loop(model: PreTrainedModel, cfg: ZooConfig, spec: PretrainSpec, stage: int, log: Log,
+                   ) -> tuple[int, float, list[float], float]:
+    """Steps until held-out valid mass ≥ target (checked every ``eval_every``) or ``max_steps``.
+
+    Returns (steps, wall seconds, windowed losses, last valid mass).
+    """
+    m = cfg.graph.m
     pad_id = vocabulary(m)[PAD]
     gcfg = graph_config(cfg)
-    model = build_model(cfg.model, m, seed=cfg.seed)
     opt = _optimizer(model, spec.lr, spec.weight_decay)
-    stream = DocStream(gcfg, FIG1_PRETRAIN, seed=_seed(cfg, _PRETRAIN_DATA))
+    # Stage k draws its own training docs; the stop-rule prompts are the same for every stage.
+    stream = DocStream(gcfg, FIG1_PRETRAIN, seed=_seed(cfg, _PRETRAIN_DATA) + 100 * stage)
     eval_docs = sample_docs(gcfg, FIG1_PRETRAIN, spec.n_eval_prompts, seed=_seed(cfg, _PRETRAIN_EVAL))
     t0, window, losses, mass = time.time(), [], [], math.nan
     step = 0
@@ -116,18 +123,54 @@ def pretrain(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
         if step % spec.eval_every == 0 or step == spec.max_steps:
             mass = float(score_docs(model, eval_docs, m, pad_id).valid_mass().mean())
             losses.append(sum(window) / len(window))
-            log({"phase": "pretrain", "step": step, "loss": losses[-1], "valid_mass": mass,
+            log({"phase": "pretrain", "stage": stage, "step": step, "loss": losses[-1], "valid_mass": mass,
                  "wall_s": round(time.time() - t0, 1)})
             window = []
             if mass >= spec.target_valid_mass and step >= spec.min_steps:
                 break
-    wall = time.time() - t0
-    info = {"phase": "pretrain", "step": 0, "pretrain_steps": step, "finetune_step": 0,
-            "valid_mass_heldout": mass, "reached_target": mass >= spec.target_valid_mass,
-            "wall_s": round(wall, 1), "config": cfg.model_dump(), "seed": cfg.seed}
-    path = save_checkpoint(model, out_root / PT_NAME, m, info, cfg.save_dtype)
-    log({"phase": "pretrain", "saved": str(path), "steps": step, "valid_mass": mass, "wall_s": round(wall, 1)})
-    return PhaseResult(step, wall, losses, [path], mass)
+    return step, time.time() - t0, losses, mass
+
+
+def _save_pt(model: PreTrainedModel, cfg: ZooConfig, out_root: Path, stages: list[dict[str, Any]],
+             log: Log) -> Path:
+    mass = stages[-1]["valid_mass_heldout"]
+    info = {"phase": "pretrain", "step": 0, "finetune_step": 0,
+            "pretrain_steps": sum(st["steps"] for st in stages), "stages": stages,
+            "valid_mass_heldout": mass, "reached_target": mass >= cfg.pretrain.target_valid_mass,
+            "wall_s": round(sum(st["wall_s"] for st in stages), 1), "config": cfg.model_dump(),
+            "seed": cfg.seed}
+    path = save_checkpoint(model, out_root / PT_NAME, cfg.graph.m, info, cfg.save_dtype)
+    log({"phase": "pretrain", "saved": str(path), "steps": info["pretrain_steps"], "valid_mass": mass,
+         "wall_s": info["wall_s"]})
+    return path
+
+
+def pretrain(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
+    """Stage 1 from a seeded init; then, only if it missed the target, stage 2 (``cfg.pretrain_more``)."""
+    model = build_model(cfg.model, cfg.graph.m, seed=cfg.seed)
+    steps, wall, losses, mass = _pretrain_loop(model, cfg, cfg.pretrain, 1, log)
+    stages = [{"stage": 1, "steps": steps, "wall_s": round(wall, 1), "valid_mass_heldout": mass}]
+    path = _save_pt(model, cfg, out_root, stages, log)
+    if mass < cfg.pretrain.target_valid_mass and cfg.pretrain_more is not None:
+        return pretrain_more(cfg, out_root, log)
+    return PhaseResult(steps, wall, losses, [path], mass)
+
+
+def pretrain_more(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
+    """Stage 2: continue from the stored ``graph-pt`` (fresh AdamW, ``cfg.pretrain_more`` schedule)."""
+    if cfg.pretrain_more is None:
+        raise ValueError("config field 'pretrain_more' is not set")
+    pt_dir = out_root / PT_NAME
+    prev = json.loads((pt_dir / "covbench_train.json").read_text())
+    model = load_checkpoint(pt_dir).train()
+    torch.manual_seed(_seed(cfg, _PRETRAIN_DATA) + 100)
+    steps, wall, losses, mass = _pretrain_loop(model, cfg, cfg.pretrain_more, 2, log)
+    first = prev.get("stages") or [{"stage": 1, "steps": prev["pretrain_steps"], "wall_s": prev["wall_s"],
+                                    "valid_mass_heldout": prev["valid_mass_heldout"]}]
+    stages = [first[0], {"stage": 2, "steps": steps, "wall_s": round(wall, 1),
+                                    "valid_mass_heldout": mass}]
+    path = _save_pt(model, cfg, out_root, stages, log)
+    return PhaseResult(steps, wall, losses, [path], mass)
 
 
 def finetune(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
@@ -166,6 +209,8 @@ def train(cfg: ZooConfig, out_root: str | Path, log: Log, phases: tuple[str, ...
     results: dict[str, PhaseResult] = {}
     if "pretrain" in phases:
         results["pretrain"] = pretrain(cfg, root, log)
+    if "pretrain-more" in phases:
+        results["pretrain"] = pretrain_more(cfg, root, log)
     if "finetune" in phases:
         results["finetune"] = finetune(cfg, root, log)
     return results
