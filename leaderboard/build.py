@@ -16,7 +16,6 @@ import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.resources import files as package_files
 from pathlib import Path
 
 from covbench import metrics
@@ -148,7 +147,7 @@ def site_files(store: StoreScan, B: int = BOOTSTRAP_B) -> dict[str, str]:
     out["index.html"] = render("index.html.jinja", root="", boards=boards, families=families,
                                families_by_name={f.name: f.slug for f in families}, errors=store.errors,
                                cards=list(metrics.METRICS.values()), table=sorted(TABLE.items()), B=B)
-    static = package_files("leaderboard") / "static"
+    static = Path(__file__).resolve().parent / "static"
     for name in ("style.css", "sort.js"):
         out[f"static/{name}"] = (static / name).read_text(encoding="utf-8")
     out[MARKER] = "covbench leaderboard site; `covbench leaderboard build` replaces this folder\n"

@@ -21,7 +21,7 @@ _METRIC_COLUMNS = ["task", "model", "family", "step", "reference", "metric", "va
 
 
 def _f(value: float | None) -> str:
-    if value is None or value != value:  # NaN: missing
+    if value is None or math.isnan(value):
         return ""
     return repr(float(value))
 

@@ -233,7 +233,7 @@ def _segments(pts: np.ndarray) -> str:
     parts, pen_down = [], False
     for px, py in pts.tolist():
         if math.isfinite(px) and math.isfinite(py):
-            parts.append(("L%.3f %.3f" if pen_down else "M%.3f %.3f") % (px, py))
+            parts.append(f"{'L' if pen_down else 'M'}{px:.3f} {py:.3f}")
             pen_down = True
         else:
             pen_down = False
@@ -244,7 +244,7 @@ _DOT = f"a{_DOT_RADIUS:g} {_DOT_RADIUS:g} 0 1 0 {2 * _DOT_RADIUS:g} 0a{_DOT_RADI
 
 
 def _dots(pts: np.ndarray) -> str:
-    return " ".join("M%.3f %.3f%s" % (px - _DOT_RADIUS, py, _DOT) for px, py in pts.tolist()
+    return " ".join(f"M{px - _DOT_RADIUS:.3f} {py:.3f}{_DOT}" for px, py in pts.tolist()
                     if math.isfinite(px) and math.isfinite(py))
 
 

@@ -103,7 +103,7 @@ repeats: 4
 generation_kwargs: {{until: ["Question:"], max_gen_toks: 256, do_sample: true, temperature: 1.0}}
 filter_list:
   - name: all
-    filter: [{{function: custom, filter_fn: !function covbench.arith.lmeval.keep_all}}]
+    filter: [{{function: custom, filter_fn: !function covbench.taskglue.keep_all}}]
 process_results: !function covbench.arith.lmeval.process_verified
 metric_list:
   - {{metric: "pass_sampled@1", aggregation: mean, higher_is_better: true}}

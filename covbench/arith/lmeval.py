@@ -139,11 +139,6 @@ def agg_bracket_lo(items: Sequence[tuple[float, float]]) -> float:
 
 # ---------------------------------------------------------------- sampling: per-doc metrics
 
-def keep_all(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
-    """Filter that keeps all n samples per doc (lm-eval's default ``take_first`` would keep one)."""
-    return resps
-
-
 def _gold_number(doc: Mapping[str, Any]) -> Any:
     return doc["answer"]
 

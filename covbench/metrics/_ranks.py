@@ -152,7 +152,7 @@ def _tau_b_clean(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     pairs: τ_b = (n0 − n1 − n2 + n3 − 2D) / √((n0 − n1)(n0 − n2)) (scipy's formula). Sorting by
     (x, y) leaves D = the inversions of y in that order: ties in x are ordered by y, so they add none.
     """
-    rows, m = x.shape
+    m = x.shape[1]
     rx, ry = _dense_ranks(x), _dense_ranks(y)
     key = rx * m + ry
     order = np.argsort(key, axis=1)
