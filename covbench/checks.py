@@ -17,7 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from covbench import metrics
 from covbench.metrics import card_for
+from covbench.summarize import single_answer
 from covbench.records import Estimate, RunRecord, metric_key, split_key
 from covbench.registry import ModelSpec
 
@@ -67,26 +71,59 @@ def _se(est: Estimate) -> float:
     return 0.0 if math.isnan(est.stderr) else est.stderr
 
 
+def _shared_docs(sampled: RunRecord, scored: RunRecord) -> tuple[np.ndarray, np.ndarray] | None:
+    """Rows of the scored task's docs for the sampled prompts, and those prompts' weights."""
+    if sampled.samples is None or scored.docs is None:
+        return None
+    index = {d: i for i, d in enumerate(scored.docs.doc_id)}
+    rows = np.array([index[d] for d in sampled.samples.doc_id if d in index], dtype=int)
+    if rows.size == 0:
+        return None
+    w = np.ones(rows.size) if scored.docs.weight is None else np.asarray(scored.docs.weight, float)[rows]
+    return rows, w
+
+
+def _model_se(per_prompt: np.ndarray, w: np.ndarray) -> float:
+    """Sampling SE of a measured Pass@N given the model: the unbiased estimator is a U-statistic whose
+    per-prompt variance is at most that of one kernel, q(1 − q) with q the exact per-prompt Pass@N."""
+    return float(np.sqrt(np.sum(w**2 * per_prompt * (1 - per_prompt))) / np.sum(w))
+
+
 def agreement_problems(sampled: RunRecord, scored: RunRecord) -> list[str]:
-    """Sampled vs exact Pass@N, and measured Pass@N vs the coverage bracket, for every shared N."""
+    """Sampled vs exact Pass@N, and measured Pass@N vs the coverage bracket, on the prompts both share.
+
+    Tolerance: 4 × the larger of the measured value's bootstrap SE and its model-based sampling SE.
+    The bracket's upper end (1 − ½·Cov_2N) bounds the scored event itself, so it is checked only for
+    known-π_D tasks, whose verifier accepts exactly S_x; a gold-answer verifier may accept more strings
+    than y* (e.g. "12."), so there only the lower end is a bound on the measured value.
+    """
+    shared = _shared_docs(sampled, scored)
+    if shared is None:
+        return []
+    rows, w = shared
+    docs = scored.docs
     problems = []
-    for key, meas in sampled.metrics.items():
+    for key, meas in sorted(sampled.metrics.items()):
         base, n = split_key(key)
         if base != "pass_sampled" or n is None or math.isnan(meas.value):
             continue
-        exact = scored.metrics.get(metric_key("pass_exact", n))
-        if exact is not None and not math.isnan(exact.value):
-            tol = Z * math.hypot(_se(meas), _se(exact)) + TOL
-            if abs(meas.value - exact.value) > tol:
-                problems.append(f"sampled {key} = {meas.value:.4f} and exact = {exact.value:.4f} differ by "
-                                f"more than {Z:g} standard errors ({tol:.4f})")
-        lo = scored.metrics.get(metric_key("pass_pred_lo", n))
-        hi = scored.metrics.get(metric_key("pass_pred_hi", n))
-        if lo is not None and hi is not None and not math.isnan(lo.value):
-            slack = Z * _se(meas) + TOL
-            if not lo.value - slack <= meas.value <= hi.value + slack:
+        if docs.logp_correct is not None:
+            per = metrics.pass_at_n_per_prompt(np.asarray(docs.logp_correct)[rows], [n])[0]
+            exact = float(np.average(per, weights=w))
+            tol = Z * max(_se(meas), _model_se(per, w)) + TOL
+            if abs(meas.value - exact) > tol:
+                problems.append(f"sampled {key} = {meas.value:.4f} and exact = {exact:.4f} on the same "
+                                f"{rows.size} prompts differ by more than {Z:g} standard errors ({tol:.4f})")
+        if single_answer(docs, scored.reference):
+            x = np.asarray(docs.logp_ref)[rows] - np.asarray(docs.logp_model)[rows]
+            bracket = metrics.pass_bracket(x, [n], w)
+            lo, hi = float(bracket.lo[0]), float(bracket.hi[0])
+            pred = metrics.pass_at_n_per_prompt(np.asarray(docs.logp_model)[rows], [n])[0]
+            tol = Z * max(_se(meas), _model_se(pred, w)) + TOL
+            upper = hi + tol if scored.reference == "known" else math.inf
+            if not lo - tol <= meas.value <= upper:
                 problems.append(f"measured {key} = {meas.value:.4f} is outside the coverage bracket "
-                                f"[{lo.value:.4f}, {hi.value:.4f}] (± {slack:.4f})")
+                                f"[{lo:.4f}, {hi:.4f}] (± {tol:.4f}) on the same {rows.size} prompts")
     return problems
 
 

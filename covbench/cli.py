@@ -13,7 +13,7 @@ import sys
 # subcommand -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("covbench.registry:validate_main", "validate a model registry YAML file"),
-    "data": ("covbench.graphs.cli:main", "write the task data files (graph and arithmetic tasks)"),
+    "data": ("covbench.graphs.cli:main", "regenerate the graph task YAMLs or export their docs ('covbench data yaml|write|sample')"),
     "zoo": ("covbench.zoo.cli:main", "train the shipped checkpoint zoo ('covbench zoo train')"),
     "select": ("covbench.select_cli:main", "compare a checkpoint family: min-CE pick vs tournament pick"),
     "leaderboard": ("leaderboard.build:main", "build the static site ('covbench leaderboard build')"),

@@ -71,7 +71,7 @@ def _scored(docs: DocArrays, reference: str, cov_ns: tuple[float, ...],
     if docs.logp_correct is not None:
         per = metrics.pass_at_n_per_prompt(docs.logp_correct, pass_ns)
         out.update(_estimates([metric_key("pass_exact", n) for n in pass_ns], per, w))
-    if _single_answer(docs, reference):
+    if single_answer(docs, reference):
         out.update(_predicted(docs, w, pass_ns))
     return out
 
@@ -107,7 +107,7 @@ def _per_doc_ratios(docs: DocArrays, cov_ns: tuple[float, ...]) -> tuple[np.ndar
     return np.asarray(kl_docs), np.stack(cov_docs, axis=1)
 
 
-def _single_answer(docs: DocArrays, reference: str) -> bool:
+def single_answer(docs: DocArrays, reference: str) -> bool:
     """Gold tasks, or known-π_D tasks whose every doc has a deterministic π_D (log π_D = 0)."""
     if reference == "gold":
         return True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from covbench.checks import agreement_problems, floor_problems, record_problems
-from covbench.records import Estimate
+import numpy as np
+
+from covbench.records import DocArrays, Estimate, SampleArrays
 from covbench.registry import ModelSpec
 from records_factory import provenance, record
 
@@ -32,25 +34,44 @@ def test_missing_values_are_not_problems():
     assert record_problems(record(metrics={"cov@2": float("nan"), "cov@4": 0.1})) == []
 
 
-def _with_se(metrics):
-    return {k: Estimate(value=v, stderr=se) for k, (v, se) in metrics.items()}
+def _pair(p_model, measured, reference="known", se=0.01):
+    """A scored record whose docs give each prompt π̂(y*|x) = p (the only correct answer), and a
+    sampled record on the same prompts whose measured Pass@N values are ``measured``."""
+    n = len(p_model)
+    lp = np.log(p_model).tolist()
+    docs = DocArrays(doc_id=list(range(n)), logp_model=lp, logp_ref=[0.0] * n, n_tokens=[3] * n, n_bytes=[6] * n,
+                     logp_correct=lp if reference == "known" else None)
+    scored = record(task="s", reference=reference, docs=docs)
+    samples = SampleArrays(doc_id=list(range(n)), generations=[["x"]] * n, correct=[[True]] * n, max_gen_toks=3)
+    metrics = {k: Estimate(value=v, stderr=se) for k, v in measured.items()}
+    return record(task="m", reference=reference, samples=samples).model_copy(update={"metrics": metrics}), scored
 
 
 def test_sampled_and_exact_agree_within_four_standard_errors():
-    scored = record(metrics={}).model_copy(update={"metrics": _with_se({"pass_exact@8": (0.90, 0.01)})})
-    near = record(metrics={}).model_copy(update={"metrics": _with_se({"pass_sampled@8": (0.93, 0.01)})})
-    far = record(metrics={}).model_copy(update={"metrics": _with_se({"pass_sampled@8": (0.99, 0.01)})})
+    p = np.full(200, 0.3)  # exact Pass@1 = 0.3, Pass@4 = 1 − 0.7^4 = 0.7599
+    near, scored = _pair(p, {"pass_sampled@1": 0.32, "pass_sampled@4": 0.75})
     assert agreement_problems(near, scored) == []
+    far, scored = _pair(p, {"pass_sampled@1": 0.45})
     assert "differ by more than 4 standard errors" in agreement_problems(far, scored)[0]
 
 
+def test_zero_bootstrap_se_still_allows_sampling_noise():
+    # every sampled prompt succeeded (bootstrap SE 0) while the exact value is just below 1
+    p = np.full(128, 0.5)  # exact Pass@8 = 1 − 0.5^8 = 0.9961
+    allwin, scored = _pair(p, {"pass_sampled@8": 1.0}, se=0.0)
+    assert agreement_problems(allwin, scored) == []
+
+
 def test_measured_pass_inside_coverage_bracket():
-    scored = record(metrics={}).model_copy(update={"metrics": _with_se(
-        {"pass_pred_lo@4": (0.5, float("nan")), "pass_pred_hi@4": (0.7, float("nan"))})})
-    inside = record(metrics={}).model_copy(update={"metrics": _with_se({"pass_sampled@4": (0.6, 0.01)})})
-    outside = record(metrics={}).model_copy(update={"metrics": _with_se({"pass_sampled@4": (0.9, 0.01)})})
+    p = np.array([0.9] * 50 + [0.001] * 50)  # half covered at any small N, half not
+    inside, scored = _pair(p, {"pass_sampled@2": float(np.mean(1 - (1 - p) ** 2))}, reference="gold")
     assert agreement_problems(inside, scored) == []
-    assert "outside the coverage bracket" in agreement_problems(outside, scored)[0]
+    above, scored = _pair(p, {"pass_sampled@2": 0.99}, reference="known")  # hi = 1 − ½·Cov_4 = 0.75
+    assert "outside the coverage bracket" in agreement_problems(above, scored)[-1]
+    lenient, scored = _pair(p, {"pass_sampled@2": 0.99}, reference="gold")  # a lenient verifier may exceed hi
+    assert agreement_problems(lenient, scored) == []
+    below, scored = _pair(p, {"pass_sampled@2": 0.05}, reference="gold")  # lo ≈ 0.49
+    assert "outside the coverage bracket" in agreement_problems(below, scored)[0]
 
 
 def test_floors_pass_fail_and_missing():

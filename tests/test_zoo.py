@@ -14,7 +14,7 @@ import torch
 from covbench.graphs.generator import FIG1_FINETUNE, FIG1_PRETRAIN, fig1_config, path_text, sample_docs
 from covbench.graphs.tokenizer import PAD, vocabulary
 from covbench.zoo import cli
-from covbench.zoo.config import FinetuneSpec, ModelSpec, ZooConfig, ft_checkpoint_steps, preset
+from covbench.zoo.config import FinetuneSpec, ModelSpec, ft_checkpoint_steps, preset
 from covbench.zoo.data import DocStream, collate, encode, valid_path_examples
 from covbench.zoo.evaluate import checkpoint_metrics
 from covbench.zoo.model import build_model

@@ -24,7 +24,7 @@ def _family():
 
 
 def test_family_layout_and_size_budget():
-    dirs, infos = _family()
+    dirs, _ = _family()
     names = [d.name for d in dirs]
     assert "graph-pt" in names
     ft = [n for n in names if n.startswith("graph-ft-")]
@@ -39,11 +39,13 @@ def test_family_provenance_and_log_spaced_steps():
     dirs, infos = _family()
     by_name = dict(zip([d.name for d in dirs], infos))
     pt = by_name["graph-pt"]
-    assert pt["finetune_step"] == 0 and pt["reached_target"] and pt["valid_mass_heldout"] >= 0.95
+    assert pt["finetune_step"] == 0 and pt["valid_mass_heldout"] >= 0.95  # the stop rule
     ft = sorted((i for n, i in by_name.items() if n != "graph-pt"), key=lambda i: i["finetune_step"])
     spec = FinetuneSpec(**ft[0]["config"]["finetune"])
     assert [i["finetune_step"] for i in ft] == ft_checkpoint_steps(spec)
-    assert all(i["seed"] == pt["seed"] and i["config"] == pt["config"] for i in ft)
+    assert all(i["seed"] == pt["seed"] for i in ft)
+    for part in ("graph", "model", "pretrain", "pretrain_more"):  # the pre-training recipe is shared
+        assert all(i["config"].get(part) == pt["config"].get(part) for i in ft)
     assert all(i["pretrain_steps"] == pt["pretrain_steps"] for i in ft)
     for d in dirs:
         assert json.loads((d / "config.json").read_text())["dtype"] == "float16"

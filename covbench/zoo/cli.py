@@ -34,7 +34,7 @@ def _override(cfg: ZooConfig, items: list[str]) -> ZooConfig:
         node = data
         for s in sections:
             if not isinstance(node.get(s), dict):
-                raise ValueError(f"--set {item!r}: no config section {s!r}")
+                raise ValueError(f"--set {item!r}: no config section {s!r}")  # noqa: TRY004 (user input)
             node = node[s]
         if field not in node:
             raise ValueError(f"--set {item!r}: no config field {key!r}")

@@ -10,7 +10,7 @@ and wall times, into every checkpoint folder as ``covbench_train.json``. Two pre
 >>> cfg.name, cfg.graph.n_layers, cfg.finetune.n_checkpoints >= 2
 ('tiny', 4, True)
 >>> ft_checkpoint_steps(preset("shipped").finetune)[:3]
-[10, 17, 30]
+[5, 8, 14]
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class ZooConfig(_Cfg):
     graph: GraphSpec = GraphSpec()
     model: ModelSpec = ModelSpec()
     pretrain: PretrainSpec = PretrainSpec()
-    # Optional second pre-training stage from stage 1's stored weights (fresh optimizer, own schedule),
-    # run only when stage 1 ends below target_valid_mass; the stop rule is the same.
+    # Optional second pre-training stage from stage 1's stored weights (fresh optimizer, own schedule,
+    # own target); the stop rule is the same.
     pretrain_more: PretrainSpec | None = None
     finetune: FinetuneSpec = FinetuneSpec()
     threads: int = Field(2, ge=1)  # torch.set_num_threads: results are reproducible for a fixed value
@@ -103,17 +103,19 @@ def ft_checkpoint_steps(spec: FinetuneSpec) -> list[int]:
     """
     lo, hi, k = math.log(spec.first_checkpoint), math.log(spec.steps), spec.n_checkpoints
     raw = [round(math.exp(lo + (hi - lo) * i / (k - 1))) for i in range(k)]
-    return sorted(set(max(1, min(spec.steps, s)) for s in raw))
+    return sorted({max(1, min(spec.steps, s)) for s in raw})
 
 
 PRESETS: dict[str, ZooConfig] = {
-    # The shipped family (docs/zoo.md): a 4-layer, 96-wide Llama-style model (rotary positions), 1 thread.
+    # The shipped family (docs/zoo.md): a 6-layer, 64-wide Llama-style model (rotary positions), 1 thread.
     "shipped": ZooConfig(
         name="shipped",
-        model=ModelSpec(arch="llama", d_model=96, n_layer=4, n_head=4, d_ff=256, max_positions=256),
-        pretrain=PretrainSpec(lr=1.5e-3, warmup=100, schedule="cosine", min_lr_ratio=0.1, batch_size=32,
+        model=ModelSpec(arch="llama", d_model=64, n_layer=6, n_head=4, d_ff=192, max_positions=256),
+        pretrain=PretrainSpec(lr=2e-3, warmup=100, schedule="cosine", min_lr_ratio=0.1, batch_size=32,
                               max_steps=4000, eval_every=250, n_eval_prompts=256),
-        finetune=FinetuneSpec(lr=1e-4, batch_size=32, steps=1500, first_checkpoint=10, n_checkpoints=10),
+        pretrain_more=PretrainSpec(lr=6e-4, warmup=50, schedule="cosine", min_lr_ratio=0.1, batch_size=32,
+                                   max_steps=3000, eval_every=250, n_eval_prompts=256, target_valid_mass=0.98),
+        finetune=FinetuneSpec(lr=2e-5, batch_size=32, steps=1500, first_checkpoint=5, n_checkpoints=12),
         threads=1,
     ),
     "tiny": ZooConfig(

@@ -152,8 +152,8 @@ def render_markdown(rep: FamilyEval) -> str:
         r = rep.checkpoints[i]
         return f"- {label}: `{r.name}` (FT step {r.step}), Pass@8 = {p8[i]:.4f} (best − pick = {p8[best] - p8[i]:+.4f})"
 
-    lines += ["", f"Evaluation: {rep.n_prompts} held-out fine-tuning-distribution prompts (seed {rep.seed}); "
-              f"selection: {rep.n_selection} other held-out π_D samples (seed {rep.seed + 1}).", "",
+    lines += ["", (f"Evaluation: {rep.n_prompts} held-out fine-tuning-distribution prompts (seed {rep.seed}); "
+                   f"selection: {rep.n_selection} other held-out π_D samples (seed {rep.seed + 1})."), "",
               pick("best Pass@8", best), pick("min-KL pick (evaluation set)", rep.min_kl),
               pick("min-CE pick (selection set)", rep.min_ce)]
     lines += [pick(f"tournament pick, N = {n}", i) for n, i in rep.tournament.items()]

@@ -6,10 +6,10 @@ Steps, in order (``train``):
 1. ``pretrain``: AdamW with linear warmup then a constant or cosine lr, fresh docs every batch (online; the
    paper uses a fixed 512k-prompt set), loss on response tokens only. Every ``eval_every`` steps it
    scores every valid path of held-out pre-training-mixture prompts and stops once the mass on valid
-   paths reaches ``target_valid_mass`` (or at ``max_steps``). Saved as ``graph-pt``. If it ends at
-   ``max_steps`` below the target and the config has ``pretrain_more``, a second stage continues from
-   those stored weights with a fresh optimizer and its own schedule, under the same stop rule
-   (``--phase pretrain-more`` runs it alone).
+   paths reaches ``target_valid_mass`` (or at ``max_steps``). Saved as ``graph-pt``. If the config
+   has ``pretrain_more``, a second stage continues from those stored weights with a fresh optimizer,
+   its own schedule and its own (higher) target, under the same stop rule (``--phase pretrain-more``
+   runs it alone); ``graph-pt`` is then overwritten with the stage-2 weights.
 2. ``finetune``: from the pre-trained weights, a fresh AdamW at a constant small lr on fresh 90/10
    docs; ``graph-ft-NNNNNNN`` is saved at each log-spaced step of ``ft_checkpoint_steps``.
 
@@ -134,9 +134,10 @@ def _pretrain_loop(model: PreTrainedModel, cfg: ZooConfig, spec: PretrainSpec, s
 def _save_pt(model: PreTrainedModel, cfg: ZooConfig, out_root: Path, stages: list[dict[str, Any]],
              log: Log) -> Path:
     mass = stages[-1]["valid_mass_heldout"]
+    target = (cfg.pretrain_more if len(stages) > 1 else cfg.pretrain).target_valid_mass  # the last stage's
     info = {"phase": "pretrain", "step": 0, "finetune_step": 0,
             "pretrain_steps": sum(st["steps"] for st in stages), "stages": stages,
-            "valid_mass_heldout": mass, "reached_target": mass >= cfg.pretrain.target_valid_mass,
+            "valid_mass_heldout": mass, "target_valid_mass": target, "reached_target": mass >= target,
             "wall_s": round(sum(st["wall_s"] for st in stages), 1), "config": cfg.model_dump(),
             "seed": cfg.seed}
     path = save_checkpoint(model, out_root / PT_NAME, cfg.graph.m, info, cfg.save_dtype)
@@ -146,12 +147,12 @@ def _save_pt(model: PreTrainedModel, cfg: ZooConfig, out_root: Path, stages: lis
 
 
 def pretrain(cfg: ZooConfig, out_root: Path, log: Log) -> PhaseResult:
-    """Stage 1 from a seeded init; then, only if it missed the target, stage 2 (``cfg.pretrain_more``)."""
+    """Stage 1 from a seeded init; then stage 2 (``cfg.pretrain_more``), if set, until its own target."""
     model = build_model(cfg.model, cfg.graph.m, seed=cfg.seed)
     steps, wall, losses, mass = _pretrain_loop(model, cfg, cfg.pretrain, 1, log)
     stages = [{"stage": 1, "steps": steps, "wall_s": round(wall, 1), "valid_mass_heldout": mass}]
     path = _save_pt(model, cfg, out_root, stages, log)
-    if mass < cfg.pretrain.target_valid_mass and cfg.pretrain_more is not None:
+    if cfg.pretrain_more is not None and mass < cfg.pretrain_more.target_valid_mass:
         return pretrain_more(cfg, out_root, log)
     return PhaseResult(steps, wall, losses, [path], mass)
 
