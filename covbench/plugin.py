@@ -36,7 +36,7 @@ from covbench.registry import ModelSpec, Registry, RegistryError, load_registry
 SPEC_ARG = "covbench_spec"
 
 
-@dataclass
+@dataclass(eq=False)  # identity hash: the session is registered as a pytest plugin
 class CovbenchSession:
     """Everything the covbench options select, plus the results the suite records for the summary."""
 

@@ -31,8 +31,8 @@ class StoreError(Exception):
 def slug(name: str) -> str:
     """Path-safe folder name for a model or task name.
 
-    >>> slug("graph-ft/step 10")[:18]
-    'graph-ft_step_10-1'
+    >>> slug("graph-ft/step 10")
+    'graph-ft_step_10-9cecb858'
     """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "x"
     return f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
