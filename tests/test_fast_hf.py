@@ -37,12 +37,8 @@ PROMPTS = ["3 5 | 5 7 / 3", "1 2 =", "0 1 2 3 4 5 6 7 | 2 4 / 6", "7", "4 4 | 1 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> object:
-    """Tiny matmuls on a shared 2-core machine: one thread avoids OpenMP spin contention (30x here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread: None) -> None:
+    """Tiny matmuls on a shared 2-core machine: one thread avoids OpenMP spin contention."""
 
 
 @pytest.fixture(scope="module")

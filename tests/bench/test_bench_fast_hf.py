@@ -34,11 +34,8 @@ _SECONDS: dict[str, float] = {}   # backend -> fastest round, for the ratio
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> object:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread: None) -> None:
+    """Tiny matmuls on a shared 2-core machine: one thread avoids OpenMP spin contention."""
 
 
 @pytest.fixture(scope="module")
