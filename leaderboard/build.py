@@ -5,7 +5,7 @@ per-task boards (ranks, τ with bootstrap CIs) → family views (min-CE vs tourn
 pages → plots → data downloads → write. Nothing on the site depends on the clock or on the
 order files were found in, so the same store always gives the same bytes.
 
->>> main(["build", "--results", "/nonexistent-store", "--out", "/tmp/x"])
+>>> main(["build", "--results", "no-such-store", "--out", "no-such-site"])  # a missing store: exit 2
 2
 """
 
