@@ -56,14 +56,14 @@ def _doc_weights(docs: DocArrays) -> np.ndarray:
 def _scored(docs: DocArrays, reference: str, cov_ns: tuple[float, ...],
             pass_ns: tuple[float, ...]) -> dict[str, Estimate]:
     w = _doc_weights(docs)
-    nll = _per_doc_nll(docs)
+    nll = per_doc_nll(docs)
     out = _estimates(["ce"], nll[None, :], w)
     for name, counts, scale in (("ce_per_token", docs.n_tokens, 1.0), ("bpb", docs.n_bytes, math.log(2.0))):
         c = np.asarray(counts, dtype=float)
         if (c > 0).all():
             est = _estimates([name], (nll / c / scale)[None, :], w * c)[name]
             out[name] = est
-    x_docs, cov_docs = _per_doc_ratios(docs, cov_ns)
+    x_docs, cov_docs = per_doc_ratios(docs, cov_ns)
     cov_keys = [metric_key("cov", n) for n in cov_ns]
     out.update(_estimates(cov_keys, cov_docs, w))
     if reference == "known":
@@ -76,21 +76,30 @@ def _scored(docs: DocArrays, reference: str, cov_ns: tuple[float, ...],
     return out
 
 
-def _per_doc_nll(docs: DocArrays) -> np.ndarray:
-    """Per doc E_{π_ref(·|x)}[−log π̂(y|x)]: exact over an enumerated support, else the reference y's."""
+def _supports(docs: DocArrays):
+    """Per doc, over the live support (π_ref > 0): normalised π_ref(y|x), log π_ref and log π̂."""
+    for ref, mod in zip(docs.support_logp_ref, docs.support_logp_model):
+        r, m = np.asarray(ref, dtype=float), np.asarray(mod, dtype=float)
+        live = r > -np.inf
+        if np.isnan(m[live]).any() or np.isnan(r).any():
+            raise ValueError("support log-probs contain NaN")
+        p = np.exp(r[live])
+        yield p / p.sum(), r[live], m[live]
+
+
+def per_doc_nll(docs: DocArrays) -> np.ndarray:
+    """Per doc E_{π_ref(·|x)}[−log π̂(y|x)]: exact over an enumerated support, else the reference y's.
+    The ``ce`` metric is its weighted mean; the leaderboard's paired bootstrap resamples it."""
     if docs.support_logp_ref is None or docs.support_logp_model is None:
         return -np.asarray(docs.logp_model, dtype=float)
-    out = []
-    for ref, mod in zip(docs.support_logp_ref, docs.support_logp_model):
-        p, m = np.exp(np.asarray(ref, dtype=float)), np.asarray(mod, dtype=float)
-        live = p > 0
-        with np.errstate(invalid="ignore"):
-            out.append(float(np.sum(p[live] * -m[live]) / np.sum(p[live])))
-    return np.asarray(out)
+    with np.errstate(invalid="ignore"):  # p·inf = inf: a support path with zero model mass
+        return np.array([float(np.sum(p * -m)) for p, _, m in _supports(docs)])
 
 
-def _per_doc_ratios(docs: DocArrays, cov_ns: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Per doc: E_{π_D(·|x)}[X] and P_{π_D(·|x)}[X ≥ log N] for each N, shape ([docs], [Ns, docs])."""
+def per_doc_ratios(docs: DocArrays, cov_ns: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per doc E_{π_ref(·|x)}[X] and P_{π_ref(·|x)}[X ≥ log N] for each N, shapes ([docs], [Ns, docs]),
+    with X = log π_ref(y|x) − log π̂(y|x) (paper Eq. 4; exact over an enumerated support, paper.md §2.2
+    step 5, else the single reference response's X)."""
     log_n = np.log(np.asarray(cov_ns, dtype=float))[:, None]
     if docs.support_logp_ref is None or docs.support_logp_model is None:
         x = np.asarray(docs.logp_ref, dtype=float) - np.asarray(docs.logp_model, dtype=float)
@@ -98,10 +107,9 @@ def _per_doc_ratios(docs: DocArrays, cov_ns: tuple[float, ...]) -> tuple[np.ndar
             raise ValueError(f"log-ratio of doc {int(np.flatnonzero(np.isnan(x))[0])} is NaN")
         return x, (x[None, :] >= log_n).astype(float)
     kl_docs, cov_docs = [], []
-    for ref, mod in zip(docs.support_logp_ref, docs.support_logp_model):
-        x, p = metrics.support_log_ratios([ref], [mod])  # X_y and π_D(y|x) over the live support
-        p = p / p.sum()
-        with np.errstate(invalid="ignore"):  # p·inf = inf: an uncovered support path is honest +inf KL
+    for p, r, m in _supports(docs):
+        x = r - m
+        with np.errstate(invalid="ignore"):  # an uncovered support path is honest +inf KL
             kl_docs.append(float(np.sum(np.where(p > 0, p * x, 0.0))))
         cov_docs.append((x[None, :] >= log_n) @ p)
     return np.asarray(kl_docs), np.stack(cov_docs, axis=1)

@@ -17,7 +17,7 @@ from itertools import groupby
 
 import numpy as np
 
-from covbench import metrics
+from covbench import metrics, summarize
 from covbench.records import Estimate, RunRecord, metric_key
 from covbench.store import slug
 
@@ -171,9 +171,9 @@ def _per_prompt(record: RunRecord, sampler: RunRecord, source: str, ns: TaskNs, 
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """(−log π̂, Cov indicator, per-prompt Pass@N, weight) on ``doc_ids``, or None if not stored.
 
-    Each column's weighted mean over prompts is the stored metric: CE = mean −log π̂ (paper §1.3);
-    Cov_N = mean 1[X ≥ log N] with X = log π_ref − log π̂, or with an enumerated support the
-    per-prompt π_ref-mass of {X ≥ log N} (paper.md §2.2 step 5); Pass@N = mean of the unbiased
+    Each column's weighted mean over prompts is the stored metric, computed per prompt by the same
+    functions that computed the store's values (``covbench.summarize.per_doc_nll`` /
+    ``per_doc_ratios``: exact over an enumerated support, paper.md §2.2 step 5); Pass@N = mean of the unbiased
     per-prompt estimator from samples (paper.md §7, from ``sampler``, the record that holds the
     samples), or of 1 − (1 − π̂(S_x|x))^N when exact.
     """
@@ -181,18 +181,8 @@ def _per_prompt(record: RunRecord, sampler: RunRecord, source: str, ns: TaskNs, 
     if docs is None:
         return None
     idx = _index(docs.doc_id, doc_ids)
-    lp = np.asarray(docs.logp_model, dtype=np.float64)[idx]
-    ref = np.asarray(docs.logp_ref, dtype=np.float64)[idx]
-    log_n = math.log(ns.cov_n)
-    if docs.support_logp_ref is not None and docs.support_logp_model is not None:
-        rows = range(len(doc_ids)) if isinstance(idx, slice) else idx
-        cov = np.array([float(np.sum(np.exp(np.asarray(docs.support_logp_ref[i])) *
-                                     ((np.asarray(docs.support_logp_ref[i]) -
-                                       np.asarray(docs.support_logp_model[i])) >= log_n)))
-                        for i in rows])
-    else:
-        with np.errstate(invalid="ignore"):
-            cov = (ref - lp >= log_n).astype(np.float64)
+    nll = summarize.per_doc_nll(docs)[idx]
+    cov = summarize.per_doc_ratios(docs, (ns.cov_n,))[1][0][idx]
     if source == "measured":
         samples = sampler.samples
         if samples is None or not set(doc_ids) <= set(samples.doc_id):
@@ -205,8 +195,8 @@ def _per_prompt(record: RunRecord, sampler: RunRecord, source: str, ns: TaskNs, 
         passes = metrics.pass_at_n_per_prompt(np.asarray(docs.logp_correct)[idx], [ns.pass_n])[0]
     else:
         return None
-    weight = np.ones(lp.size) if docs.weight is None else np.asarray(docs.weight, dtype=np.float64)[idx]
-    arrays = (-lp, cov, np.asarray(passes, dtype=np.float64), weight)
+    weight = np.ones(nll.size) if docs.weight is None else np.asarray(docs.weight, dtype=np.float64)[idx]
+    arrays = (nll, cov, np.asarray(passes, dtype=np.float64), weight)
     return None if any(np.isnan(a).any() for a in arrays) else arrays
 
 
