@@ -24,6 +24,7 @@ parametrised over the selected models, one test id per model name.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,45 @@ def _check_tasks(session: CovbenchSession) -> None:
             hint = difflib.get_close_matches(task, every, n=1)
             raise pytest.UsageError(f"--tasks: unknown task '{task}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
                                     + f" (suite tasks: {', '.join(every)})")
+
+
+def job_id(model: str, task: str) -> str:
+    """The suite's test id of one (model, task) job; :func:`job_model` reads the model back."""
+    return f"{model}::{task}"
+
+
+_JOB_ID = re.compile(r"\[(?P<model>.+)::(?P<task>[^:\]]+)\]$")
+
+
+def job_model(nodeid: str) -> str | None:
+    """The model of a suite job's node id (``...::test_job[MODEL::TASK]``), or None for other tests.
+
+    >>> job_model("suite/test_suite.py::test_job[graph-ft::x::graph_fig1]"), job_model("t.py::test_a")
+    ('graph-ft::x', None)
+    """
+    match = _JOB_ID.search(nodeid)
+    return match.group("model") if match else None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: send every job of one model to one worker.
+
+    xdist's own loadgroup marks a test by rewriting ``item._nodeid``, which pytest 9 no longer reads
+    (node ids come from ``item._id``), so its ``xdist_group`` marks are silently ignored and two
+    workers would load the same model and score its paired tasks twice. This scheduler groups by the
+    model named in the job's id instead; other tests are their own scope, as under ``--dist load``.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModelScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            model = job_model(nodeid)
+            return nodeid if model is None else f"model:{model}"
+
+    return ModelScheduling(config, log)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

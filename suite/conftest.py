@@ -1,15 +1,15 @@
 """Parametrises the suite: one test per (model, task) pair selected by --model / --tasks.
 
 A model's tasks are ``--tasks`` when given, else the registry entry's ``tasks`` list, else every suite
-task (every task YAML under tasks/ with a ``metadata.covbench`` block). Jobs of one model share an
-xdist group, so ``pytest suite/ -n 2 --dist loadgroup`` loads each model in one worker.
+task (every task YAML under tasks/ with a ``metadata.covbench`` block). Jobs of one model go to one
+xdist worker, so ``pytest suite/ -n 2 --dist loadgroup`` loads each model in one worker.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from covbench.plugin import SESSION_KEY
+from covbench.plugin import SESSION_KEY, job_id
 from covbench.runner import suite_tasks
 
 
@@ -20,8 +20,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     every = suite_tasks(session.tasks_dir) if session.tasks_dir else suite_tasks()
     jobs = [(spec, task) for spec in session.specs
             for task in (session.tasks or getattr(spec, "tasks", None) or every)]
-    # One xdist group per model: with `-n N --dist loadgroup` a model is loaded by one worker only,
-    # and its paired tasks (sampling vs scoring) reuse each other's stored results.
-    params = [pytest.param((spec, task), id=f"{spec.name}::{task}", marks=pytest.mark.xdist_group(spec.name))
-              for spec, task in jobs]
+    # One worker per model under `-n N --dist loadgroup` (covbench.plugin's scheduler reads the model
+    # from the id): a model is loaded once and its paired tasks reuse each other's stored results.
+    params = [pytest.param((spec, task), id=job_id(spec.name, task)) for spec, task in jobs]
     metafunc.parametrize("job", params)

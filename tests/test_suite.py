@@ -76,9 +76,15 @@ def test_floors_gate_and_failing_model_does_not_stop_others(pytester, env):
 
 
 def test_xdist_runs_jobs_in_parallel_without_losing_results(pytester, env):
-    result = _run(pytester, env, "--model", "fam", "-n", "2", "--dist", "loadgroup", results="r4")
+    result = _run(pytester, env, "--model", "fam", "-n", "2", "--dist", "loadgroup", "-v", results="r4")
     result.assert_outcomes(passed=3, failed=1)  # tiny-b's floor on mini fails; everything is stored
     out = result.stdout.str()
+    workers = {}  # model -> the xdist workers that ran its jobs: one each (covbench's loadgroup scheduler)
+    for line in out.splitlines():
+        if line.startswith("[gw") and "test_job[" in line:
+            model = line.split("test_job[")[1].split("::")[0]
+            workers.setdefault(model, set()).add(line.split("]")[0].lstrip("["))
+    assert set(workers) == {"tiny-a", "tiny-b"} and all(len(w) == 1 for w in workers.values()), workers
     assert "covbench: 4 results in" in out
     for model in ("tiny-a", "tiny-b"):
         for task in ("mini", "mini_sample"):
