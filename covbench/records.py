@@ -12,6 +12,7 @@ their threshold with :func:`metric_key`, e.g. ``"cov@4"``, ``"pass_exact@8"``, `
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -44,6 +45,7 @@ def metric_key(name: str, n: float | None = None) -> str:
     return name if n is None else f"{name}@{format_n(n)}"
 
 
+@lru_cache(maxsize=4096)  # a store has few distinct keys; the leaderboard splits 600,000 per build
 def split_key(key: str) -> tuple[str, float | None]:
     """Inverse of :func:`metric_key`.
 

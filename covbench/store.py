@@ -15,12 +15,13 @@ import os
 import re
 import secrets
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from covbench.gcpause import gc_paused
 from covbench.records import RunRecord
 
 
@@ -63,17 +64,22 @@ def write_run(root: Path, record: RunRecord) -> Path:
 
 def read_run(path: Path) -> RunRecord:
     """Read one result file; a corrupt one raises :class:`StoreError` naming the file and field."""
+    return read_run_text(path)[0]
+
+
+def read_run_text(path: Path) -> tuple[RunRecord, str]:
+    """:func:`read_run`, also returning the file's text verbatim (the leaderboard republishes it)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise StoreError(f"{path}: cannot read: {e.strerror}") from None
     try:
-        return RunRecord.model_validate_json(text)
+        return RunRecord.model_validate_json(text), text
     except ValidationError as e:
         err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(file)"
-        raise StoreError(f"{path}: field '{field}': {err['msg']}") from None
+        field_name = ".".join(str(p) for p in err["loc"]) or "(file)"
+        raise StoreError(f"{path}: field '{field_name}': {err['msg']}") from None
 
 
 def run_files(root: Path, model: str, task: str) -> list[Path]:
@@ -90,10 +96,18 @@ def latest_run(root: Path, model: str, task: str) -> RunRecord | None:
 
 @dataclass(frozen=True)
 class StoreScan:
-    """The latest record of every (model, task) in a store, plus the files that could not be read."""
+    """The latest record of every (model, task) in a store, plus the files that could not be read.
+
+    ``texts[i]`` is the file ``records[i]`` was read from, verbatim; empty for a scan assembled in
+    memory (then :meth:`text` serialises the record, which is what :func:`write_run` wrote).
+    """
 
     records: list[RunRecord]
     errors: list[str]
+    texts: list[str] = field(default_factory=list)
+
+    def text(self, i: int) -> str:
+        return self.texts[i] if self.texts else self.records[i].model_dump_json()
 
 
 def scan(root: Path) -> StoreScan:
@@ -103,14 +117,15 @@ def scan(root: Path) -> StoreScan:
     older file of that (model, task) is used instead, so a bad write never hides a stored result.
     """
     root = Path(root)
-    records: list[RunRecord] = []
+    found: list[tuple[RunRecord, str]] = []
     errors: list[str] = []
-    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        for path in reversed(sorted(folder.glob("run-*.json"))):
-            try:
-                records.append(read_run(path))
-                break
-            except StoreError as e:
-                errors.append(str(e))
-    records.sort(key=lambda r: (r.task, r.model))
-    return StoreScan(records=records, errors=errors)
+    with gc_paused():  # millions of long-lived objects: collections would dominate (covbench.gcpause)
+        for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+            for path in sorted(folder.glob("run-*.json"), reverse=True):
+                try:
+                    found.append(read_run_text(path))
+                    break
+                except StoreError as e:
+                    errors.append(str(e))
+    found.sort(key=lambda rt: (rt[0].task, rt[0].model))
+    return StoreScan(records=[r for r, _ in found], errors=errors, texts=[t for _, t in found])

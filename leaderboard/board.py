@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 import numpy as np
@@ -91,16 +91,12 @@ class TaskBoard:
     reference: str
     ns: TaskNs
     rows: tuple[Row, ...]
-    tau_ce: Agreement
-    tau_cov: Agreement
+    tau_ce: Agreement | None  # None only inside a BoardPlan, before its τ work is done
+    tau_cov: Agreement | None
     picks_ce: tuple[str, ...]
     picks_cov: tuple[str, ...]
     picks_pass: tuple[str, ...]
     headline: str
-
-
-def _get(record: RunRecord, name: str, n: float | None = None) -> Estimate:
-    return record.metrics.get(metric_key(name, n), MISSING)
 
 
 def _ranks(values: np.ndarray, higher_is_better: bool) -> np.ndarray:
@@ -114,12 +110,6 @@ def _sampler(record: RunRecord, paired: Mapping[str, RunRecord]) -> RunRecord:
     return paired.get(record.model, record)
 
 
-def _pass_source(record: RunRecord, n: float, paired: Mapping[str, RunRecord]) -> str:
-    if math.isfinite(_get(_sampler(record, paired), "pass_sampled", n).value):
-        return "measured"
-    return "exact" if math.isfinite(_get(record, "pass_exact", n).value) else ""
-
-
 def build_rows(records: Sequence[RunRecord], ns: TaskNs,
                paired: Mapping[str, RunRecord] | None = None) -> tuple[Row, ...]:
     """Rows of one task (records sorted by model), with ranks and flips from the stored metrics.
@@ -128,24 +118,33 @@ def build_rows(records: Sequence[RunRecord], ns: TaskNs,
     (:data:`leaderboard.defaults.PAIRS`): its measured Pass@N fills this task's row.
     """
     paired = paired or {}
+    k = {name: metric_key(name, n) for name, n in (("ce", None), ("kl", None), ("cov", ns.cov_n),
+                                                   ("pass_sampled", ns.pass_n), ("pass_exact", ns.pass_n),
+                                                   ("pass_pred", ns.pass_n), ("pass_pred_lo", ns.pass_n),
+                                                   ("pass_pred_hi", ns.pass_n))}
+
+    def get(record: RunRecord, name: str) -> Estimate:
+        return record.metrics.get(k[name], MISSING)
+
     names = [r.model for r in records]
-    sources = [_pass_source(r, ns.pass_n, paired) for r in records]
-    measured = [_get(_sampler(r, paired), "pass_sampled", ns.pass_n) for r in records]
-    ce = np.array([_get(r, "ce").value for r in records], dtype=np.float64)
-    cov = np.array([_get(r, "cov", ns.cov_n).value for r in records], dtype=np.float64)
-    pas = np.array([m.value if s == "measured" else _get(r, "pass_exact", ns.pass_n).value
-                    for r, m, s in zip(records, measured, sources)], dtype=np.float64)
+    measured = [get(_sampler(r, paired), "pass_sampled") for r in records]
+    exact = [get(r, "pass_exact") for r in records]
+    sources = ["measured" if math.isfinite(m.value) else ("exact" if math.isfinite(x.value) else "")
+               for m, x in zip(measured, exact)]
+    ce = np.array([get(r, "ce").value for r in records], dtype=np.float64)
+    cov = np.array([get(r, "cov").value for r in records], dtype=np.float64)
+    pas = np.array([m.value if s == "measured" else x.value for m, x, s in zip(measured, exact, sources)],
+                   dtype=np.float64)
     rank_ce, rank_cov, rank_pass = _ranks(ce, False), _ranks(cov, False), _ranks(pas, True)
     flips_ce = {f.model for f in metrics.rank_flips(names, ce, pas, False, True)}
     flips_cov = {f.model for f in metrics.rank_flips(names, cov, pas, False, True)}
     return tuple(
         Row(model=r.model, slug=slug(r.model), family=r.family, step=r.step, description=r.description,
-            time=r.provenance.time, ce=_get(r, "ce"), kl=_get(r, "kl"), cov=_get(r, "cov", ns.cov_n),
-            pass_measured=measured[i], pass_exact=_get(r, "pass_exact", ns.pass_n),
-            pass_pred=_get(r, "pass_pred", ns.pass_n), pass_pred_lo=_get(r, "pass_pred_lo", ns.pass_n).value,
-            pass_pred_hi=_get(r, "pass_pred_hi", ns.pass_n).value, pass_source=sources[i],
-            rank_ce=float(rank_ce[i]), rank_cov=float(rank_cov[i]), rank_pass=float(rank_pass[i]),
-            flip_ce=r.model in flips_ce, flip_cov=r.model in flips_cov)
+            time=r.provenance.time, ce=get(r, "ce"), kl=get(r, "kl"), cov=get(r, "cov"),
+            pass_measured=measured[i], pass_exact=exact[i], pass_pred=get(r, "pass_pred"),
+            pass_pred_lo=get(r, "pass_pred_lo").value, pass_pred_hi=get(r, "pass_pred_hi").value,
+            pass_source=sources[i], rank_ce=float(rank_ce[i]), rank_cov=float(rank_cov[i]),
+            rank_pass=float(rank_pass[i]), flip_ce=r.model in flips_ce, flip_cov=r.model in flips_cov)
         for i, r in enumerate(records))
 
 
@@ -185,19 +184,19 @@ def _per_prompt(record: RunRecord, sampler: RunRecord, source: str, ns: TaskNs, 
     cov = summarize.per_doc_ratios(docs, (ns.cov_n,))[1][0][idx]
     if source == "measured":
         samples = sampler.samples
-        if samples is None or not set(doc_ids) <= set(samples.doc_id):
+        if samples is None or (samples.doc_id != doc_ids and not set(doc_ids).issubset(samples.doc_id)):
             return None
         s_idx = _index(samples.doc_id, doc_ids)
-        rows = [samples.correct[i] for i in (range(len(doc_ids)) if isinstance(s_idx, slice) else s_idx)]
+        rows = samples.correct if isinstance(s_idx, slice) else [samples.correct[i] for i in s_idx]
         # (n, c) per prompt; the unbiased estimator runs once for all models in _agreements.
-        passes = np.array([[len(r) for r in rows], [sum(r) for r in rows]], dtype=np.float64)
+        passes = np.array([list(map(len, rows)), list(map(sum, rows))], dtype=np.float64)
     elif source == "exact" and docs.logp_correct is not None:
         passes = metrics.pass_at_n_per_prompt(np.asarray(docs.logp_correct)[idx], [ns.pass_n])[0]
     else:
         return None
     weight = np.ones(nll.size) if docs.weight is None else np.asarray(docs.weight, dtype=np.float64)[idx]
     arrays = (nll, cov, np.asarray(passes, dtype=np.float64), weight)
-    return None if any(np.isnan(a).any() for a in arrays) else arrays
+    return None if np.isnan(np.concatenate([a.ravel() for a in arrays])).any() else arrays
 
 
 def _pass_matrix(per: Sequence[tuple[np.ndarray, ...]], pass_n: float) -> np.ndarray:
@@ -254,9 +253,21 @@ def _centred_interval(point: float, reps: np.ndarray, level: float = 0.95) -> tu
     return max(-1.0, lo), min(1.0, hi)
 
 
-def _agreements(records: Sequence[RunRecord], rows: Sequence[Row], ns: TaskNs, B: int,
-                paired: Mapping[str, RunRecord]) -> tuple[Agreement, Agreement]:
-    """τ(CE, Pass@N) and τ(Cov, Pass@N) with bootstrap intervals, from the same per-prompt arrays."""
+@dataclass(frozen=True)
+class TauJob:
+    """One task's τ work, ready to run anywhere (plain arrays): the bootstrap means of CE, Cov and
+    Pass@N, ``[models, 1 + B]`` each (column 0: every prompt once, the point), or the stored-metric
+    agreements when fewer than two models have per-prompt arrays."""
+
+    means: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    n_ranked: int
+    n_prompts: int
+    stored: tuple[Agreement, Agreement] | None = None
+
+
+def _tau_job(records: Sequence[RunRecord], rows: Sequence[Row], ns: TaskNs, B: int,
+             paired: Mapping[str, RunRecord]) -> TauJob:
+    """The per-prompt arrays of the ranked models, resampled: everything τ needs but τ itself."""
     ranked = [(rec, row) for rec, row in zip(records, rows)
               if not (math.isnan(row.rank_ce) or math.isnan(row.rank_cov) or math.isnan(row.rank_pass))]
     doc_ids = _common_docs([rec for rec, _ in ranked])
@@ -268,9 +279,10 @@ def _agreements(records: Sequence[RunRecord], rows: Sequence[Row], ns: TaskNs, B
                        for rec, row in ranked) if a is not None] if doc_ids else []
     if len(per) < 2:  # no per-prompt arrays to speak of: the stored metrics, no interval
         ce, cov, pas = (np.array([getattr(r, a).value for _, r in ranked]) for a in ("ce", "cov", "pass_used"))
-        return tuple(Agreement(tau=metrics.kendall_tau(-col, pas), lo=math.nan, hi=math.nan,
-                               rho=metrics.spearman(-col, pas), n_models=len(ranked), n_ranked=len(ranked),
-                               n_prompts=0, source="stored") for col in (ce, cov))  # type: ignore[return-value]
+        stored = tuple(Agreement(tau=metrics.kendall_tau(-col, pas), lo=math.nan, hi=math.nan,
+                                 rho=metrics.spearman(-col, pas), n_models=len(ranked), n_ranked=len(ranked),
+                                 n_prompts=0, source="stored") for col in (ce, cov))
+        return TauJob(means=None, n_ranked=len(ranked), n_prompts=0, stored=stored)  # type: ignore[arg-type]
     weights = per[0][3]
     # Row 0: every prompt once (the point); rows 1..B: the paired resamples (the same for every model).
     counts = np.vstack([np.ones((1, weights.size)), metrics.bootstrap_counts(weights.size, B, BOOTSTRAP_SEED)])
@@ -279,15 +291,24 @@ def _agreements(records: Sequence[RunRecord], rows: Sequence[Row], ns: TaskNs, B
     usable = total > 0
     columns = [np.stack([a[0] for a in per]), np.stack([a[1] for a in per]), _pass_matrix(per, ns.pass_n)]
     if np.isnan(columns[2]).any():  # k > n samples somewhere: Pass@N is not measured there
-        keep = ~np.isnan(columns[2]).any(axis=1)
-        columns, per = [c[keep] for c in columns], [a for a, k in zip(per, keep) if k]
-    means = [_resampled_means(c, counts[usable], total[usable]) for c in columns]
+        columns = [c[~np.isnan(columns[2]).any(axis=1)] for c in columns]
+    ce, cov, pas = (_resampled_means(c, counts[usable], total[usable]) for c in columns)
+    return TauJob(means=(ce, cov, pas), n_ranked=len(ranked), n_prompts=len(doc_ids))
+
+
+def agreements(job: TauJob) -> tuple[Agreement, Agreement]:
+    """τ(CE, Pass@N) and τ(Cov, Pass@N) with bootstrap intervals, from the same resampled means."""
+    if job.means is None:
+        return job.stored  # type: ignore[return-value]
+    *proxies, pas = job.means
+    n_models = pas.shape[0]
     out = []
-    for proxy in means[:2]:  # both oriented "higher is better"
-        taus = metrics.kendall_tau_fast(-proxy.T, means[2].T)
-        lo, hi = _centred_interval(float(taus[0]), taus[1:]) if len(per) >= 3 else (math.nan, math.nan)
-        out.append(Agreement(tau=float(taus[0]), lo=lo, hi=hi, rho=metrics.spearman(-proxy[:, 0], means[2][:, 0]),
-                             n_models=len(per), n_ranked=len(ranked), n_prompts=len(doc_ids), source="per-prompt"))
+    for proxy in proxies:  # both oriented "higher is better"
+        taus = metrics.kendall_tau_fast(-proxy.T, pas.T)
+        lo, hi = _centred_interval(float(taus[0]), taus[1:]) if n_models >= 3 else (math.nan, math.nan)
+        out.append(Agreement(tau=float(taus[0]), lo=lo, hi=hi, rho=metrics.spearman(-proxy[:, 0], pas[:, 0]),
+                             n_models=n_models, n_ranked=job.n_ranked, n_prompts=job.n_prompts,
+                             source="per-prompt"))
     return out[0], out[1]
 
 
@@ -324,24 +345,57 @@ def headline(picks_ce: Sequence[str], picks_cov: Sequence[str], picks_pass: Sequ
             f"{n} {follows} (best: {_names(picks_pass)}).")
 
 
-def build_board(task: str, records: Sequence[RunRecord], B: int = BOOTSTRAP_B,
-                paired: Sequence[RunRecord] = ()) -> TaskBoard:
-    """The leaderboard of one task from its records (one per model, sorted by model).
+@dataclass(frozen=True)
+class _TauInput:
+    """What one task's τ needs; turning it into a :class:`TauJob` (per-prompt arrays, resampled
+    means) is part of the τ work, so it can run in another process too."""
+
+    records: Sequence[RunRecord]
+    rows: tuple[Row, ...]
+    ns: TaskNs
+    B: int
+    paired: Mapping[str, RunRecord]
+
+    def job(self) -> TauJob:
+        return _tau_job(self.records, self.rows, self.ns, self.B, self.paired)
+
+
+def _plan_board(task: str, records: Sequence[RunRecord], B: int,
+                paired: Sequence[RunRecord] = ()) -> tuple[TaskBoard, _TauInput]:
+    """The board of one task (records: one per model, sorted by model), τ not yet computed.
 
     ``paired``: the records of the sampling task that pairs with this one (its measured Pass@N).
     """
     ns = task_ns(task)
     by_model = {r.model: r for r in paired}
     rows = build_rows(records, ns, by_model)
-    tau_ce, tau_cov = _agreements(records, rows, ns, B, by_model)
     picks = [_picks(rows, a) for a in ("rank_ce", "rank_cov", "rank_pass")]
     references = sorted({r.reference for r in records})
-    return TaskBoard(task=task, slug=slug(task), reference="/".join(references), ns=ns, rows=rows,
-                     tau_ce=tau_ce, tau_cov=tau_cov, picks_ce=picks[0], picks_cov=picks[1],
-                     picks_pass=picks[2], headline=headline(*picks, ns.pass_n, ns.cov_n))
+    board = TaskBoard(task=task, slug=slug(task), reference="/".join(references), ns=ns, rows=rows,
+                      tau_ce=None, tau_cov=None, picks_ce=picks[0], picks_cov=picks[1],
+                      picks_pass=picks[2], headline=headline(*picks, ns.pass_n, ns.cov_n))
+    return board, _TauInput(records=records, rows=rows, ns=ns, B=B, paired=by_model)
 
 
-def build_boards(records: Sequence[RunRecord], B: int = BOOTSTRAP_B) -> list[TaskBoard]:
+@dataclass(frozen=True)
+class BoardPlan:
+    """Every task's board without its τ (rows, ranks, picks: quick), and the τ work left to do
+    (per-prompt arrays, resampled means, the bootstrap: most of the time), which may run in
+    another process (:mod:`leaderboard.background`)."""
+
+    boards: list[TaskBoard]
+    inputs: list[_TauInput]
+
+    def agreements(self) -> list[tuple[Agreement, Agreement]]:
+        """Each board's τ(CE, Pass@N) and τ(Cov, Pass@N) with their bootstrap intervals."""
+        return [agreements(i.job()) for i in self.inputs]
+
+    def complete(self, results: Sequence[tuple[Agreement, Agreement]]) -> list[TaskBoard]:
+        """The boards with their τ: ``results`` is :meth:`agreements`."""
+        return [replace(b, tau_ce=ce, tau_cov=cov) for b, (ce, cov) in zip(self.boards, results, strict=True)]
+
+
+def plan_boards(records: Sequence[RunRecord], B: int = BOOTSTRAP_B) -> BoardPlan:
     """One board per task, in task order (``records`` as :func:`covbench.store.scan` returns them).
 
     A sampling task paired with a scoring task that is in the store (:data:`defaults.PAIRS`) gets
@@ -351,5 +405,12 @@ def build_boards(records: Sequence[RunRecord], B: int = BOOTSTRAP_B) -> list[Tas
     by_task = {task: list(group) for task, group in groupby(ordered, key=lambda r: r.task)}
     merged = {sampler for sampler, scorer in PAIRS.items() if sampler in by_task and scorer in by_task}
     samplers = {PAIRS[t]: by_task[t] for t in merged}
-    return [build_board(task, recs, B, samplers.get(task, ())) for task, recs in by_task.items()
-            if task not in merged]
+    planned = [_plan_board(task, recs, B, samplers.get(task, ())) for task, recs in by_task.items()
+               if task not in merged]
+    return BoardPlan(boards=[b for b, _ in planned], inputs=[i for _, i in planned])
+
+
+def build_boards(records: Sequence[RunRecord], B: int = BOOTSTRAP_B) -> list[TaskBoard]:
+    """:func:`plan_boards` with the τ work done here."""
+    plan = plan_boards(records, B)
+    return plan.complete(plan.agreements())

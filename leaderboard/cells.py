@@ -2,10 +2,13 @@
 (10,000 rows for 1,000 models × 10 tasks) and each model page repeats its rows, so these run
 tens of thousands of times per build, where a Jinja macro call costs ~30 µs.
 
-Every value goes through :func:`markupsafe.escape` (the numbers are our own text, but escaping is
-the rule for anything put into a page); the result is :class:`markupsafe.Markup`, so the
-autoescaping templates insert it as is. ``data-v`` carries the exact value for sorting
-(:func:`leaderboard.fmt.sort_key`); missing values print as an em dash, never 0.
+The cells hold numbers only, in the text forms of :mod:`leaderboard.fmt`, which never contain an
+HTML-special character (digits, signs, ``.``, ``e``, ``∞``, ``—``, ``Infinity``, brackets;
+tests/test_leaderboard_fmt.py checks this over arbitrary floats), so they are assembled as plain
+strings and marked safe once per cell group (:class:`markupsafe.Markup`: the autoescaping templates
+insert it as is). The one free-text part, a flip's ``title``, is escaped. ``data-v`` carries the
+exact value for sorting (:func:`leaderboard.fmt.sort_key`); missing values print as an em dash,
+never 0.
 
 >>> from covbench.records import Estimate
 >>> str(est(Estimate(value=0.5, lo=0.25, hi=0.75)))
@@ -24,40 +27,51 @@ from . import fmt
 
 
 def _td(cls: str, value: float, text: str, extra: str = "") -> str:
-    return f'<td class="{cls}" data-v="{escape(fmt.sort_key(value))}"{extra}>{escape(text)}'
+    return f'<td class="{cls}" data-v="{fmt.sort_key(value)}"{extra}>{text}'
+
+
+def _ci(interval: str, title: str = "") -> str:
+    return f'<span class="ci"{title}>{interval}</span>' if interval else ""
+
+
+def _est(e: Estimate, ci: bool = True) -> str:
+    return f"{_td('num', e.value, fmt.num(e.value))}{_ci(fmt.interval(e.lo, e.hi)) if ci else ''}</td>"
+
+
+def _rank(value: float, flip: bool = False, what: str = "") -> str:
+    if not flip:
+        return f"{_td('num rank', value, fmt.rank(value))}</td>"
+    title = f' title="{escape(what)} rank differs from the Pass@N rank"'
+    return (f"{_td('num rank flip', value, fmt.rank(value), title)}"
+            '<span class="flipmark" aria-label="rank flip"> ⇅</span></td>')
+
+
+def _pass(row) -> str:  # row: leaderboard.board.Row
+    m, x, p = row.pass_measured, row.pass_exact, row.pass_pred
+    used_m, used_x = {"measured": (" used", ""), "exact": ("", " used")}.get(row.pass_source, ("", ""))
+    bracket = _ci(fmt.interval(row.pass_pred_lo, row.pass_pred_hi), ' title="coverage bracket"')
+    return (f"{_td('num' + used_m, m.value, fmt.num(m.value))}{_ci(fmt.interval(m.lo, m.hi))}</td>\n"
+            f"{_td('num' + used_x, x.value, fmt.num(x.value))}</td>\n"
+            f"{_td('num', p.value, fmt.num(p.value))}{bracket}</td>")
 
 
 def est(e: Estimate, ci: bool = True) -> Markup:
     """A value with its stored interval (if both ends are stored)."""
-    interval = fmt.interval(e.lo, e.hi) if ci else ""
-    span = f'<span class="ci">{escape(interval)}</span>' if interval else ""
-    return Markup(f"{_td('num', e.value, fmt.num(e.value))}{span}</td>")
+    return Markup(_est(e, ci))
 
 
 def rank(value: float, flip: bool = False, what: str = "") -> Markup:
     """A rank; a flip (this proxy's rank differs from the Pass@N rank) is marked ⇅."""
-    if not flip:
-        return Markup(f"{_td('num rank', value, fmt.rank(value))}</td>")
-    title = f' title="{escape(what)} rank differs from the Pass@N rank"'
-    return Markup(f"{_td('num rank flip', value, fmt.rank(value), title)}"
-                  '<span class="flipmark" aria-label="rank flip"> ⇅</span></td>')
+    return Markup(_rank(value, flip, what))
 
 
 def pass_cells(row) -> Markup:  # row: leaderboard.board.Row
     """Pass@N measured (with its interval), exact, and predicted (with the coverage bracket)."""
-    m, x, p = row.pass_measured, row.pass_exact, row.pass_pred
-    m_ci, bracket = fmt.interval(m.lo, m.hi), fmt.interval(row.pass_pred_lo, row.pass_pred_hi)
-    used = {"measured": (" used", ""), "exact": ("", " used")}.get(row.pass_source, ("", ""))
-    return Markup(
-        f"{_td('num' + used[0], m.value, fmt.num(m.value))}"
-        f"{f'<span class={chr(34)}ci{chr(34)}>{escape(m_ci)}</span>' if m_ci else ''}</td>\n"
-        f"{_td('num' + used[1], x.value, fmt.num(x.value))}</td>\n"
-        f"{_td('num', p.value, fmt.num(p.value))}"
-        f"{f'<span class={chr(34)}ci{chr(34)} title={chr(34)}coverage bracket{chr(34)}>{escape(bracket)}</span>' if bracket else ''}</td>")
+    return Markup(_pass(row))
 
 
 def row_cells(row) -> Markup:  # row: leaderboard.board.Row
     """CE, KL, Cov, the three Pass@N cells and the three ranks of a row, as on the index page."""
-    return Markup("".join((est(row.ce), est(row.kl), est(row.cov), pass_cells(row),
-                           rank(row.rank_ce, row.flip_ce, "CE"), rank(row.rank_cov, row.flip_cov, "Coverage"),
-                           rank(row.rank_pass))))
+    return Markup("".join((_est(row.ce), _est(row.kl), _est(row.cov), _pass(row),
+                           _rank(row.rank_ce, row.flip_ce, "CE"), _rank(row.rank_cov, row.flip_cov, "Coverage"),
+                           _rank(row.rank_pass))))

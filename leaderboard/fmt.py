@@ -47,6 +47,8 @@ def rank(value: float) -> str:
     """
     if value is None or math.isnan(value):
         return MISSING
+    if math.isinf(value):  # never a rank; printed rather than crashing the page
+        return num(value)
     return str(int(value)) if value == int(value) else f"{value:.1f}"
 
 

@@ -164,6 +164,9 @@ class ModelFrame:
         _draw_frame(self.fig, geom, *self.axes)
         self.svg = _to_svg(self.fig)  # draws the figure once: the transforms below are final
         self.width, self.height = (float(v) * _SVG_DPI for v in self.fig.get_size_inches())
+        # The data → display transforms, frozen now that the figure is drawn (a live transform
+        # re-validates its tree on every call).
+        self._transforms = [ax.transData.frozen() for ax in self.axes]
         # Each panel's clip box in SVG coordinates (matplotlib clips lines to the axes box).
         self._clips = []
         for ax in self.axes:
@@ -176,18 +179,18 @@ class ModelFrame:
         if xy.size == 0:
             return np.zeros((0, 2))
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = self.axes[panel].transData.transform(xy)
+            out = self._transforms[panel].transform(xy)
         out[:, 1] = self.height - out[:, 1]  # the SVG backend's flip: y grows downwards from the top
         out[~np.isfinite(xy).all(axis=1)] = np.nan  # a missing value stays missing, never 0
         return out
 
     def segments(self, panel: int, x: Sequence[float], y: Sequence[float]) -> str:
         """Path data of a curve: ``M``/``L`` runs over finite points; a NaN point breaks the line."""
-        return _segments(self.points(panel, x, y))
+        return _segments(_coords(self.points(panel, x, y)))
 
     def dots(self, panel: int, x: Sequence[float], y: Sequence[float]) -> str:
         """Path data of a filled dot (two arcs) at every finite point."""
-        return _dots(self.points(panel, x, y))
+        return _dots(_coords(self.points(panel, x, y)))
 
     def lines_svg(self, curves: Sequence[ModelCurves]) -> str:
         """The lines layer of one model: Cov_N over N and Pass@k over k for each task.
@@ -216,36 +219,42 @@ class ModelFrame:
             dots, at = [], 0
             for color, curve, style in styled:
                 part, at = pts[at:at + len(curve.x)], at + len(curve.x)
-                d = _segments(part)
+                coords = _coords(part)
+                d = _segments(coords)
                 if not d:
                     continue
                 dash = _DASHES[style]
                 out.append(f'<path d="{d}" stroke="{color}"' +
                            (f' stroke-dasharray="{dash}"/>' if dash else ' stroke-linecap="square"/>'))
-                dots.append(f'<path d="{_dots(part)}" fill="{color}" stroke="none"/>')
+                dots.append(f'<path d="{_dots(coords)}" fill="{color}" stroke="none"/>')
             out += dots
             out.append("</g>")
         out.append("</svg>\n")
         return "\n".join(out)
 
 
-def _segments(pts: np.ndarray) -> str:
+def _coords(pts: np.ndarray) -> list[str | None]:
+    """``"x y"`` of every point (3 decimals), None for a non-finite one; shared by lines and dots."""
+    return [f"{px:.3f} {py:.3f}" if math.isfinite(px) and math.isfinite(py) else None for px, py in pts.tolist()]
+
+
+def _segments(coords: Sequence[str | None]) -> str:
+    """``M``/``L`` runs over the finite points; a missing point (None) lifts the pen."""
     parts, pen_down = [], False
-    for px, py in pts.tolist():
-        if math.isfinite(px) and math.isfinite(py):
-            parts.append(f"{'L' if pen_down else 'M'}{px:.3f} {py:.3f}")
-            pen_down = True
-        else:
-            pen_down = False
+    for c in coords:
+        if c is not None:
+            parts.append(("L" if pen_down else "M") + c)
+        pen_down = c is not None
     return " ".join(parts)
 
 
-_DOT = f"a{_DOT_RADIUS:g} {_DOT_RADIUS:g} 0 1 0 {2 * _DOT_RADIUS:g} 0a{_DOT_RADIUS:g} {_DOT_RADIUS:g} 0 1 0 -{2 * _DOT_RADIUS:g} 0"
+# A dot: move to the point, step left by the radius, and draw two half-circle arcs (relative moves).
+_DOT = (f"m-{_DOT_RADIUS:g} 0a{_DOT_RADIUS:g} {_DOT_RADIUS:g} 0 1 0 {2 * _DOT_RADIUS:g} 0"
+        f"a{_DOT_RADIUS:g} {_DOT_RADIUS:g} 0 1 0 -{2 * _DOT_RADIUS:g} 0")
 
 
-def _dots(pts: np.ndarray) -> str:
-    return " ".join(f"M{px - _DOT_RADIUS:.3f} {py:.3f}{_DOT}" for px, py in pts.tolist()
-                    if math.isfinite(px) and math.isfinite(py))
+def _dots(coords: Sequence[str | None]) -> str:
+    return " ".join(f"M{c}{_DOT}" for c in coords if c is not None)
 
 
 def model_frame_svg(geom: ModelAxes) -> str:

@@ -101,7 +101,7 @@ def _scipy_tau_dropping_nan(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.kendalltau(a[keep], b[keep]).statistic)  # NaN for a constant column
 
 
-@pytest.mark.parametrize("m", [0, 1, 2, 3, 7, 64, 300])
+@pytest.mark.parametrize("m", [0, 1, 2, 3, 7, 64, 300, 1024, 1025])
 def test_fast_tau_equals_scipy_with_ties_nan_and_inf(m):
     rng = np.random.default_rng(m)
     a = rng.integers(0, 5, (40, m)).astype(float)  # heavy ties
