@@ -229,13 +229,6 @@ def build_site(store: StoreScan, out_dir: Path, B: int = BOOTSTRAP_B, parallel: 
         emit_site(store, writer.put, B, writer.write_direct if parallel else None)
 
 
-def write_site(out_dir: Path, files: dict[str, str]) -> None:
-    """Replace ``out_dir`` with ``files``; refuse a non-empty folder that we did not build."""
-    with SiteWriter(Path(out_dir)) as writer:
-        for rel in sorted(files):
-            writer.put(rel, files[rel])
-
-
 def build(results: Path, out_dir: Path, B: int = BOOTSTRAP_B) -> StoreScan:
     """Scan ``results`` and write the site to ``out_dir``; returns the scan (for its errors)."""
     results = Path(results)
