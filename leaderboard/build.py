@@ -191,7 +191,7 @@ def emit_site(store: StoreScan, put: Put, B: int = BOOTSTRAP_B, put_direct: Put 
         for page in pages:
             put(f"data/models/{page.slug}.csv", export.metrics_csv(by_model[page.name], csv_rows))
         put("data/results.csv", export.metrics_csv(records, csv_rows))
-        put("data/results.json", export.records_json(records, with_arrays=False))
+        put("data/results.json", export.records_json(records))
         put("plots/model-frame.svg", frame.svg)
         _family_files(families, put)
         for b in plan.boards:

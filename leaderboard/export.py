@@ -74,10 +74,10 @@ def metrics_csv(records: Sequence[RunRecord], rows: dict[int, str] | None = None
     return header + "".join(rows.get(id(r)) or metrics_rows(r) for r in records)
 
 
-def records_json(records: Sequence[RunRecord], with_arrays: bool) -> str:
-    """A JSON list of store records; without arrays it is the metrics and provenance only."""
-    exclude = None if with_arrays else {"docs", "samples"}
-    return stored_json([r.model_dump_json(exclude=exclude) for r in records])
+def records_json(records: Sequence[RunRecord]) -> str:
+    """A JSON list of store records without their per-prompt arrays: metrics and provenance only.
+    (With arrays, the site republishes the store's own files: :func:`stored_json`.)"""
+    return stored_json([r.model_dump_json(exclude={"docs", "samples"}) for r in records])
 
 
 def stored_json(texts: Sequence[str]) -> str:
