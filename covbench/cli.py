@@ -16,7 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("covbench.graphs.cli:main", "regenerate the graph task YAMLs or export their docs ('covbench data yaml|write|sample')"),
     "zoo": ("covbench.zoo.cli:main", "train the shipped checkpoint zoo ('covbench zoo train')"),
     "select": ("covbench.select_cli:main", "compare a checkpoint family: min-CE pick vs tournament pick"),
-    "leaderboard": ("leaderboard.build:main", "build the static site ('covbench leaderboard build')"),
+    "leaderboard": ("covbench.site.build:main", "build the static site ('covbench leaderboard build')"),
 }
 
 

@@ -7,7 +7,7 @@ Options (group ``covbench``)::
     --models-file PATH   registry YAML (default: models.yaml in the pytest rootdir)
     --results-dir PATH   results store (default: results/ in the pytest rootdir)
     --tasks A,B          suite tasks to run (default: all)
-    --tasks-dir PATH     folder of lm-eval task YAMLs (default: the project's tasks/)
+    --tasks-dir PATH     folder of lm-eval task YAMLs (default: the tasks shipped with covbench)
     --samples-n N        sampled generations per prompt, overriding the tasks' own n
 
 ``--model`` values are checked against the registry in ``pytest_configure``: an unknown name stops the
@@ -83,24 +83,21 @@ class CovbenchSession:
         if not self.results:
             return
         from covbench.report import render
-        from covbench.store import StoreError, read_run
+        from covbench.store import catalog
 
-        records, pairs, notes = [], {}, []
-        for run in self.results:
-            try:
-                records.append(read_run(Path(run["path"])))
-            except StoreError as e:
-                notes.append(str(e))
-                continue
-            if run.get("pairs_with"):
-                pairs[run["task"]] = run["pairs_with"]
-            notes.append(run["message"])
-        tr.write_sep("=", f"covbench: {len(records)} results in {self.results_dir}")
-        tr.write_line(render(records, pairs))
+        cat = catalog(self.results_dir)
+        wanted = {(run["model"], run["task"]) for run in self.results}
+        session = cat.subset([i for i in range(len(cat)) if (cat.model(i), cat.task(i)) in wanted])
+        tr.write_sep("=", f"covbench: {len(session)} results in {self.results_dir}")
+        tr.write_line(render(session))
         tr.write_line("")
-        for note in notes:
-            tr.write_line(note)
-
+        seen = set()
+        for run in self.results:
+            if run["message"] not in seen:
+                seen.add(run["message"])
+                tr.write_line(run["message"])
+        for err in session.errors:
+            tr.write_line(f"unreadable: {err}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect stored runs from test reports (they cross from xdist workers to the controller)."""
@@ -140,7 +137,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tasks", default=None, type=_task_list, metavar="A,B", dest="covbench_tasks",
                     help="comma-separated suite tasks to run (default: all)")
     group.addoption("--tasks-dir", default=None, metavar="PATH", dest="covbench_tasks_dir",
-                    help="folder of lm-eval task YAMLs for the suite (default: the project's tasks/)")
+                    help="folder of lm-eval task YAMLs for the suite (default: the tasks shipped with covbench)")
     group.addoption("--samples-n", default=None, type=_positive_int, metavar="N", dest="covbench_samples_n",
                     help="sampled generations per prompt (overrides each task's n)")
 
@@ -299,7 +296,7 @@ def covbench_record(request: pytest.FixtureRequest) -> Callable[[Any], None]:
 
     def record(outcome: Any) -> None:
         value = {"path": str(outcome.path), "task": outcome.record.task, "model": outcome.record.model,
-                 "pairs_with": getattr(outcome, "pairs_with", None), "message": outcome.message}
+                 "message": outcome.message}
         request.node.user_properties.append((RUN_PROPERTY, value))
 
     return record

@@ -2,15 +2,17 @@
 
 Steps (each a named function below):
 
-1. :func:`load_task` builds the lm-eval task from the project's ``tasks/`` folder (built-in tasks are
-   not indexed) and reads its ``metadata.covbench`` block (docs/architecture.md "Tasks").
+1. :func:`load_task` builds the lm-eval task from a task folder (default: the tasks shipped inside the
+   package, ``covbench/tasks/``; lm-eval's built-in tasks are not indexed) and reads its
+   ``metadata.covbench`` block into a typed :class:`~covbench.records.TaskDescriptor` (covbench.taskmeta).
 2. :func:`run_job` looks in the store first. A stored run with the same task hash and model-spec hash
    is reused without loading the model; for a sampling task it must already hold ≥ n samples per
    prompt, otherwise only the missing samples are drawn (a fresh seed per extension, so new draws are
    independent of the stored ones) and appended per sample index.
 3. The model is built by the backend factory, the task runs through ``lm_eval.simple_evaluate`` with
-   per-sample logging, the task's adapter turns lm-eval's samples into ``DocArrays`` / ``SampleArrays``,
-   :func:`covbench.summarize.summarize` computes the metrics, and the record is appended atomically.
+   per-sample logging, the task's adapter (told the task's kind) turns lm-eval's samples into
+   ``DocArrays`` / ``SampleArrays``, :func:`covbench.summarize.summarize` computes the metrics, and the run
+   (small part with the task descriptor, and arrays) is appended to the store atomically.
 """
 
 from __future__ import annotations
@@ -30,15 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import covbench
-from covbench.records import DocArrays, Provenance, RunRecord, SampleArrays
+from covbench import taskmeta
 from covbench.backends import BackendError, spec_hash
+from covbench.records import DocArrays, Provenance, Ragged, Run, RunRecord, SampleArrays, TaskDescriptor
 from covbench.registry import ModelSpec
-from covbench.store import StoreError, read_run, run_files, write_run
+from covbench.store import latest_run, write_run
 from covbench.summarize import summarize
 
 log = logging.getLogger(__name__)
 
-TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
+TASKS_DIR = taskmeta.TASKS_DIR
 DEFAULT_SEED = 1234
 
 
@@ -55,13 +58,22 @@ class RunError(Exception):
 class TaskInfo:
     """A built lm-eval task plus what covbench needs to know about it."""
 
-    name: str
     task: Any  # lm_eval.api.task.Task
-    reference: str  # "known" | "gold"
-    kind: str  # "loglikelihood" | "sample"
-    adapter: Callable[[list[dict]], tuple[DocArrays | None, SampleArrays | None]]
-    pairs_with: str | None  # the scoring task whose exact/predicted Pass@N this sampling task checks
+    descriptor: TaskDescriptor
+    adapter: Callable[[list[dict], str], tuple[DocArrays | None, SampleArrays | None]]
     task_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.descriptor.name
+
+    @property
+    def kind(self) -> str:
+        return self.descriptor.kind
+
+    @property
+    def pairs_with(self) -> str | None:
+        return self.descriptor.pairs_with
 
     @property
     def repeats(self) -> int:
@@ -70,14 +82,17 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What one job did: the record, where it is stored, and whether the model was run at all."""
+    """What one job did: the run, where it is stored, and whether the model was run at all."""
 
-    record: RunRecord
+    run: Run
     path: Path  # the stored file (the reused one when nothing was run)
     reused: bool
     drew: int  # samples per prompt drawn in this run (0 when reused or a scoring task)
     message: str
-    pairs_with: str | None = None
+
+    @property
+    def record(self) -> RunRecord:
+        return self.run.record
 
 
 @lru_cache(maxsize=4)
@@ -88,37 +103,28 @@ def task_manager(tasks_dir: str = str(TASKS_DIR)) -> Any:
 
 
 def suite_tasks(tasks_dir: Path = TASKS_DIR) -> list[str]:
-    """Names of the project's tasks that carry a ``metadata.covbench`` block, sorted."""
-    import yaml
-
-    names = []
-    for path in sorted(Path(tasks_dir).rglob("*.yaml")):
-        try:
-            cfg = yaml.safe_load(path.read_text(encoding="utf-8").replace("!function", "")) or {}
-        except yaml.YAMLError:
-            continue
-        if isinstance(cfg, dict) and "task" in cfg and "covbench" in (cfg.get("metadata") or {}):
-            names.append(str(cfg["task"]))
-    return sorted(set(names))
+    """Names of the tasks of ``tasks_dir`` that carry a ``metadata.covbench`` block, sorted."""
+    try:
+        return sorted(taskmeta.scan_tasks(Path(tasks_dir)))
+    except taskmeta.TaskMetaError as e:
+        raise TaskError(str(e)) from None
 
 
 def load_task(name: str, tasks_dir: Path = TASKS_DIR) -> TaskInfo:
     """Build one task; a missing task or a bad ``metadata.covbench`` block raises :class:`TaskError`."""
-    tm = task_manager(str(tasks_dir))
-    if name not in tm.all_tasks:
-        raise TaskError(f"task '{name}' is not in {tasks_dir} (known: {', '.join(sorted(tm.all_tasks))})")
-    task = tm.load([name])["tasks"][name]
-    meta = (task.config.metadata or {}).get("covbench")
-    source = (task.config.metadata or {}).get("config_source", name)
-    if not isinstance(meta, dict):
-        raise TaskError(f"{source}: field 'metadata.covbench' is missing")
-    for field, allowed in (("reference", ("known", "gold")), ("kind", ("loglikelihood", "sample"))):
-        if meta.get(field) not in allowed:
-            raise TaskError(f"{source}: field 'metadata.covbench.{field}' must be one of {allowed}, "
-                            f"got {meta.get(field)!r}")
-    return TaskInfo(name=name, task=task, reference=meta["reference"], kind=meta["kind"],
-                    adapter=_import_adapter(str(meta.get("adapter", "")), source),
-                    pairs_with=meta.get("pairs_with"), task_hash=task_hash(task))
+    try:
+        found = taskmeta.scan_tasks(Path(tasks_dir))
+    except taskmeta.TaskMetaError as e:
+        raise TaskError(str(e)) from None
+    if name not in found:
+        raise TaskError(f"task '{name}' is not in {tasks_dir} (covbench tasks: {', '.join(sorted(found)) or 'none'})")
+    meta = found[name]
+    try:
+        task = task_manager(str(tasks_dir)).load([name])["tasks"][name]
+    except Exception as e:  # noqa: BLE001 - lm-eval's own rejection of a task file, in one line
+        raise TaskError(" ".join(f"{meta.path}: lm-eval cannot build task '{name}': {type(e).__name__}: {e}".split())[:500]) from None
+    return TaskInfo(task=task, descriptor=meta.descriptor, adapter=_import_adapter(meta.adapter, str(meta.path)),
+                    task_hash=task_hash(task))
 
 
 def _import_adapter(ref: str, source: str) -> Callable:
@@ -156,47 +162,43 @@ def run_job(spec: ModelSpec, task_name: str, results_dir: Path, *, n: int | None
     want_n = (n or info.repeats) if info.kind == "sample" else 0
     prev, prev_path = _compatible_previous(results_dir, spec, info)
     have_n = prev.samples.n if (prev is not None and prev.samples is not None) else 0
-    if prev is not None and (info.kind == "loglikelihood" or have_n >= want_n):
+    if prev is not None and prev_path is not None and (info.kind == "loglikelihood" or have_n >= want_n):
         held = f"n = {have_n} samples per prompt" if info.kind == "sample" else "scores"
         return RunOutcome(prev, prev_path, True, 0, f"{spec.name} × {task_name}: reused the stored result "
-                          f"({held}); model not loaded", info.pairs_with)
+                          f"({held}); model not loaded")
     draw = want_n - have_n
     run_seed = seed + have_n  # a distinct stream for each extension of the stored samples
     try:
         samples = _evaluate(spec, info, draw, run_seed, get_lm, tasks_dir)
+        docs, new_samples = info.adapter(samples, info.kind)
     except BackendError:
         raise
     except Exception as e:  # noqa: BLE001 - a crashing model fails its own job, in one line
         reason = " ".join(f"{type(e).__name__}: {e}".split())[:400]
         raise RunError(f"model '{spec.name}' × task '{task_name}': crashed during evaluation: {reason}") from e
-    docs, new_samples = info.adapter(samples)
     if prev is not None and prev.samples is not None and new_samples is not None:
         new_samples = merge_samples(prev.samples, new_samples)
     record = RunRecord(
-        model=spec.name, task=task_name, reference=info.reference, family=spec.family, step=spec.step,
-        description=spec.description, provenance=_provenance(spec, info, seed, want_n, new_samples),
-        metrics=summarize(docs, new_samples, info.reference), docs=docs, samples=new_samples)
-    path = write_run(results_dir, record)
+        model=spec.name, task=task_name, family=spec.family, step=spec.step, description=spec.description,
+        descriptor=info.descriptor, provenance=_provenance(spec, info, seed, want_n, new_samples),
+        metrics=summarize(docs, new_samples, info.descriptor.reference))
+    run = Run(record, docs, new_samples)
+    path = write_run(results_dir, run)
     what = f"drew {draw} more samples per prompt (now {want_n})" if info.kind == "sample" else "scored"
-    return RunOutcome(record, path, False, draw, f"{spec.name} × {task_name}: {what}", info.pairs_with)
+    return RunOutcome(run, path, False, draw, f"{spec.name} × {task_name}: {what}")
 
 
-def _compatible_previous(results_dir: Path, spec: ModelSpec,
-                         info: TaskInfo) -> tuple[RunRecord | None, Path | None]:
-    """The latest stored run of the same task and model spec and its file, or (None, None).
+def _compatible_previous(results_dir: Path, spec: ModelSpec, info: TaskInfo) -> tuple[Run | None, Path | None]:
+    """The latest readable stored run of the same task and model spec and its file, or (None, None).
 
-    A corrupt latest file is not reused (it is reported and left in place; the new run is appended)."""
-    files = run_files(results_dir, spec.name, info.name)
-    if not files:
+    Unreadable newer files are skipped (they stay in place; the new run is appended after them)."""
+    found = latest_run(results_dir, spec.name, info.name)
+    if found is None:
         return None, None
-    try:
-        prev = read_run(files[-1])
-    except StoreError as e:
-        log.warning("ignoring unreadable stored result: %s", e)
-        return None, None
-    same = (prev.provenance.task_hash == info.task_hash
-            and prev.provenance.model_spec_hash == spec_hash(spec))
-    return (prev, files[-1]) if same else (None, None)
+    prev, path = found
+    same = (prev.record.provenance.task_hash == info.task_hash
+            and prev.record.provenance.model_spec_hash == spec_hash(spec))
+    return (prev, path) if same else (None, None)
 
 
 def _evaluate(spec: ModelSpec, info: TaskInfo, draw: int, seed: int,
@@ -233,15 +235,17 @@ def _gen_kwargs(spec: ModelSpec) -> dict[str, Any] | None:
 
 
 def merge_samples(old: SampleArrays, new: SampleArrays) -> SampleArrays:
-    """Append ``new``'s samples after ``old``'s, doc by doc (sample index order is kept)."""
-    index = {d: i for i, d in enumerate(new.doc_id)}
-    missing = [d for d in old.doc_id if d not in index]
+    """Append ``new``'s samples after ``old``'s, prompt by prompt (sample index order is kept)."""
+    index = {int(d): i for i, d in enumerate(new.doc_id)}
+    missing = [int(d) for d in old.doc_id if int(d) not in index]
     if missing:
         raise ValueError(f"merge_samples: new samples lack doc {missing[0]}")
-    gens = [old.generations[i] + new.generations[index[d]] for i, d in enumerate(old.doc_id)]
-    correct = [old.correct[i] + new.correct[index[d]] for i, d in enumerate(old.doc_id)]
-    return SampleArrays(doc_id=list(old.doc_id), generations=gens, correct=correct,
-                        temperature=new.temperature, max_gen_toks=new.max_gen_toks)
+    at = [index[int(d)] for d in old.doc_id]
+    gens = [list(old.generations.row(i)) + list(new.generations.row(j)) for i, j in enumerate(at)]
+    correct = [list(old.correct.row(i)) + list(new.correct.row(j)) for i, j in enumerate(at)]
+    return SampleArrays(doc_id=old.doc_id, generations=Ragged.from_rows(gens, str),
+                        correct=Ragged.from_rows(correct, bool), temperature=new.temperature,
+                        max_gen_toks=new.max_gen_toks)
 
 
 def _provenance(spec: ModelSpec, info: TaskInfo, seed: int, n: int,

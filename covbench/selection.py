@@ -166,3 +166,55 @@ def min_ce(logp: object, weights: object = None) -> int:
     """
     lp, w = _check_logp(logp, weights, "min_ce")
     return int(np.argmin(_held_out_ce(lp, w)))  # argmin returns the first of equal minima
+
+
+@dataclass(frozen=True)
+class FamilyPicks:
+    """The min-CE and tournament picks of a family of checkpoints on the prompts they all share.
+
+    ``names`` in the order given; ``scores[k]``: candidate k's tournament worst case (NaN when there is
+    no matrix); ``tournament`` / ``min_ce``: indices into ``names`` (None without per-prompt arrays).
+    """
+
+    names: tuple[str, ...]
+    scores: np.ndarray
+    tournament: int | None
+    min_ce: int | None
+    n_prompts: int
+    n_threshold: float
+
+
+def family_picks(names: list[str], doc_ids: list[np.ndarray | None], logp: list[np.ndarray | None], N: float,
+                 weights: np.ndarray | None = None, weight_ids: np.ndarray | None = None) -> FamilyPicks:
+    """min-CE and tournament (Eq. 29) picks of checkpoints scored on held-out samples from π_D.
+
+    Each checkpoint gives its prompts' ``doc_ids`` and ``logp`` (log π̂ of the reference responses,
+    aligned). Both picks use the same [K × n] matrix on the prompts *every* checkpoint was scored on, so
+    they see the same evidence; ``weights`` (per prompt of ``weight_ids``) weight the prompts.
+    Without arrays for every checkpoint there is no pick.
+
+    Examples:
+        >>> ids = np.arange(4)
+        >>> p = family_picks(["a", "b"], [ids, ids], [np.full(4, -2.5), np.array([0.0, 0, 0, -8])], 16.0)
+        >>> p.names[p.tournament], p.names[p.min_ce], p.n_prompts
+        ('a', 'b', 4)
+    """
+    nan = np.full(len(names), np.nan)
+    if not names or any(d is None or v is None for d, v in zip(doc_ids, logp)):
+        return FamilyPicks(tuple(names), nan, None, None, 0, float(N))
+    common = sorted(set.intersection(*(set(np.asarray(d).tolist()) for d in doc_ids)))  # type: ignore[arg-type]
+    if not common:
+        return FamilyPicks(tuple(names), nan, None, None, 0, float(N))
+    rows = []
+    for d, v in zip(doc_ids, logp):
+        at = {int(x): i for i, x in enumerate(np.asarray(d).tolist())}  # type: ignore[arg-type]
+        rows.append(np.asarray(v, dtype=np.float64)[[at[x] for x in common]])
+    matrix = np.stack(rows)
+    w = None
+    if weights is not None and weight_ids is not None:
+        at = {int(x): i for i, x in enumerate(np.asarray(weight_ids).tolist())}
+        w = np.asarray(weights, dtype=np.float64)[[at[x] for x in common]]
+    if np.isnan(matrix).any():
+        return FamilyPicks(tuple(names), nan, None, None, len(common), float(N))
+    t = tournament(matrix, N, w)
+    return FamilyPicks(tuple(names), t.scores, t.pick, min_ce(matrix, w), len(common), float(N))

@@ -41,28 +41,23 @@ def support_metrics(support_logp_ref: Sequence[float], support_logp_model: Seque
                     n_tokens: Sequence[int], n_bytes: Sequence[int] | None = None,
                     cov_ns: Iterable[float] = metrics.DEFAULT_COV_NS,
                     pass_ns: Iterable[float] = metrics.DEFAULT_PASS_NS) -> dict[str, float]:
-    """Per-doc metrics, exact expectations over y ∼ π_ref(·|x) on the enumerated support S_x.
+    """Per-doc metrics, exact expectations over y ∼ π_ref(·|x) on the enumerated support S_x, computed by
+    :func:`covbench.summarize.per_doc_values` (the one implementation) on this one doc.
 
-    ``X(y) = log π_ref(y|x) − log π̂(y|x)``; ``kl = Σ_y π_ref(y) X(y)``; ``cov@N = Σ_y π_ref(y) 1[X ≥ log N]``
-    (paper Eq. 4); ``ce = Σ_y π_ref(y)(−log π̂(y|x))`` and ``ce_per_token`` its ratio to Σ π_ref·tokens;
-    ``pass_exact@N = 1 − (1 − π̂(S_x|x))^N`` with ``log π̂(S_x|x) = logsumexp_y log π̂(y|x)`` (paper.md §2.2).
+    ``n_tokens``: per support entry (the paths of a graph doc all have the same length; the first is used).
+    ``pass_exact@N`` uses log π̂(S_x|x) = logsumexp over the support (docs/coverage-principle.md#est-pass-exact).
     """
+    from covbench.records import DocArrays
+    from covbench.summarize import per_doc_values
+
     ref = np.asarray(support_logp_ref, dtype=np.float64)
     model = np.asarray(support_logp_model, dtype=np.float64)
     if ref.size == 0 or ref.size != model.size:
         raise ValueError(f"support_metrics: support has {ref.size} reference and {model.size} model log-probs")
-    x, w = metrics.support_log_ratios([ref], [model])
-    p_ref = np.exp(ref)
-    ce = metrics.cross_entropy(model, n_tokens=n_tokens, n_bytes=n_bytes, weights=p_ref)
-    out = {"ce": ce.per_sequence, "ce_per_token": ce.per_token, "kl": metrics.kl(x, weights=w)}
-    cov_ns = list(cov_ns)
-    for n, value in zip(cov_ns, metrics.coverage_profile(x, cov_ns, weights=w).tolist()):
-        out[metric_key("cov", n)] = value
-    pass_ns = list(pass_ns)
-    per_n = metrics.pass_at_n_per_prompt([log_sum_exp(model)], pass_ns)[:, 0]
-    for n, value in zip(pass_ns, per_n.tolist()):
-        out[metric_key("pass_exact", n)] = value
-    return out
+    docs = DocArrays(doc_id=[0], logp_model=[model[int(np.argmax(ref))]], logp_ref=[ref.max()],
+                     n_tokens=[int(list(n_tokens)[0])], n_bytes=[int(list(n_bytes)[0]) if n_bytes else 0],
+                     support_logp_ref=[ref], support_logp_model=[model], logp_correct=[log_sum_exp(model)])
+    return per_doc_values(docs, None, "known", cov_ns=tuple(cov_ns), pass_ns=tuple(pass_ns))[0]
 
 
 def sampled_metrics(correct: Sequence[bool], pass_ns: Iterable[float] = metrics.DEFAULT_PASS_NS
@@ -72,9 +67,11 @@ def sampled_metrics(correct: Sequence[bool], pass_ns: Iterable[float] = metrics.
     >>> {k: round(v, 6) for k, v in sampled_metrics([True, False, False, False], pass_ns=[1, 4, 8]).items()}
     {'pass_sampled@1': 0.25, 'pass_sampled@4': 1.0, 'pass_sampled@8': nan}
     """
-    pass_ns = list(pass_ns)
-    values = metrics.pass_at_k(len(correct), int(sum(bool(c) for c in correct)), np.asarray(pass_ns, dtype=np.int64))
-    return {metric_key("pass_sampled", n): float(v) for n, v in zip(pass_ns, values.tolist())}
+    from covbench.records import SampleArrays
+    from covbench.summarize import per_doc_values
+
+    samples = SampleArrays(doc_id=[0], generations=[[""] * len(correct)], correct=[list(correct)], max_gen_toks=1)
+    return per_doc_values(None, samples, "gold", pass_ns=tuple(pass_ns))[0]
 
 
 def log_sum_exp(values: Sequence[float]) -> float:
@@ -133,8 +130,8 @@ def metric_names(kind: str, cov_ns: Iterable[float] = metrics.DEFAULT_COV_NS,
 
 
 def higher_is_better(key: str) -> bool:
-    """Direction of a store key: CE, KL and Cov_N are lower-is-better, Pass@N higher-is-better."""
-    return key.startswith("pass")
+    """Direction of a store key, from its metric card (CE, KL and Cov_N lower, Pass@N higher is better)."""
+    return metrics.card_for(key).higher_is_better
 
 
 def metric_list(keys: Iterable[str], weighted: bool, aggregation_fn: str) -> list[dict]:

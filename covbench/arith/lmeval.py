@@ -36,6 +36,7 @@ from covbench.metrics import (
     predicted_pass_at_n,
 )
 from covbench.records import DocArrays, SampleArrays, metric_key
+from covbench.summarize import per_doc_values
 
 #: Few-shot pool size (the YAMLs take the first ``num_fewshot`` of it: one example per kind).
 FEWSHOT_POOL = 8
@@ -105,19 +106,14 @@ def process_ll(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]
     (True, 1.0, 0.0, 0.4375)
     """
     ll, greedy, n_tok = _ll_result(results)
+    docs = DocArrays(doc_id=[0], logp_model=[ll], logp_ref=[0.0], n_tokens=[n_tok or 0], n_bytes=[0])
+    out: dict[str, Any] = dict(per_doc_values(docs, None, "gold", cov_ns=DEFAULT_COV_NS, pass_ns=DEFAULT_PASS_NS)[0])
+    # Σ nll / Σ tokens over docs (taskglue.weighted_mean); missing without token counts, never 0.
+    out["ce_per_token"] = (out["ce_per_token"], float(n_tok)) if n_tok else (math.nan, 0.0)
+    out["greedy_gold"] = float(greedy)
     x = -ll  # X = log π_ref(y*|x) − log π̂(y*|x) with π_ref(y*|x) = 1
-    out: dict[str, Any] = {
-        "ce": x,
-        # Σ nll / Σ tokens over docs (taskglue.weighted_mean); missing without token counts, never 0.
-        "ce_per_token": (x / n_tok, float(n_tok)) if n_tok else (math.nan, 0.0),
-        "greedy_gold": float(greedy),
-    }
-    covs = coverage_profile([x], DEFAULT_COV_NS)
-    out.update({metric_key("cov", n): float(c) for n, c in zip(DEFAULT_COV_NS, covs)})
-    preds = predicted_pass_at_n([ll], DEFAULT_PASS_NS)
     hi = pass_bracket([x], DEFAULT_PASS_NS).hi  # 1 − ½·Cov_{2N}: linear in Cov, so a per-doc mean
-    for n, p, h in zip(DEFAULT_PASS_NS, preds, hi):
-        out[metric_key("pass_pred", n)] = float(p)
+    for n, h in zip(DEFAULT_PASS_NS, hi):
         out[metric_key("pass_pred_hi", n)] = float(h)
         out[metric_key("pass_pred_lo", n)] = (x, float(n))
     return out
@@ -198,7 +194,7 @@ def process_sample(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, 
 
 # ---------------------------------------------------------------- adapter: lm-eval samples -> store arrays
 
-def records(samples: Sequence[Mapping[str, Any]]) -> tuple[DocArrays | None, SampleArrays | None]:
+def records(samples: Sequence[Mapping[str, Any]], kind: str) -> tuple[DocArrays | None, SampleArrays | None]:
     """Turn ``simple_evaluate(..., log_samples=True)["samples"][task]`` into the store's arrays.
 
     A loglikelihood task gives :class:`DocArrays` (logp_ref = 0.0: the gold reference), a sampling
@@ -209,13 +205,11 @@ def records(samples: Sequence[Mapping[str, Any]]) -> tuple[DocArrays | None, Sam
     rows = sorted(samples, key=lambda s: int(s["doc_id"]))
     if not rows:
         return None, None
-    first = rows[0]
-    if "ce" in first:
+    if kind == "loglikelihood":
         return _doc_arrays(rows), None
-    if any(k.startswith("pass_sampled@") for k in first):
+    if kind == "sample":
         return None, _sample_arrays(rows)
-    raise ValueError(f"covbench.arith.lmeval.records: sample has neither 'ce' nor 'pass_sampled@N' "
-                     f"(keys: {sorted(first)[:8]})")
+    raise ValueError(f"covbench.arith.lmeval.records: kind must be 'loglikelihood' or 'sample', got {kind!r}")
 
 
 def _doc_arrays(rows: Sequence[Mapping[str, Any]]) -> DocArrays:

@@ -22,7 +22,7 @@ import numpy as np
 from covbench.arith import lmeval
 from covbench.metrics import coverage_profile, pass_at_k, pass_bracket, predicted_pass_at_n
 
-TASKS = Path(__file__).resolve().parents[2] / "tasks"
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
 COV_NS = (2, 4, 8, 16, 64, 256)
 PASS_NS = (1, 4, 16)
 

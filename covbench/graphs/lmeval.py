@@ -171,7 +171,7 @@ weighted_mean = taskglue.weighted_mean
 
 # --- store adapter ------------------------------------------------------------------------------------
 
-def records(samples: list[dict]) -> tuple[DocArrays | None, SampleArrays | None]:
+def records(samples: list[dict], kind: str) -> tuple[DocArrays | None, SampleArrays | None]:
     """lm-eval per-sample dicts (``simple_evaluate(..., log_samples=True)["samples"][task]``) -> arrays.
 
     Scoring tasks give ``DocArrays`` (target and whole-support log-probs, log π̂(S_x|x)); sampling tasks
@@ -181,24 +181,11 @@ def records(samples: list[dict]) -> tuple[DocArrays | None, SampleArrays | None]
     if not samples:
         return None, None
     rows = sorted(samples, key=lambda s: int(s["doc_id"]))
-    if _is_sampling(rows[0]):
+    if kind == "sample":
         return None, _sample_arrays(rows)
-    return _doc_arrays(rows), None
-
-
-def _is_sampling(sample: dict) -> bool:
-    resps = sample["filtered_resps"]
-    first = resps[0] if resps else None
-    return isinstance(first, str) or (isinstance(first, list) and all(isinstance(x, str) for x in first)
-                                      and not _looks_numeric(first))
-
-
-def _looks_numeric(values: list) -> bool:
-    try:
-        float(values[0])
-        return len(values) == 2 and values[1] in ("True", "False", True, False)
-    except (TypeError, ValueError, IndexError):
-        return False
+    if kind == "loglikelihood":
+        return _doc_arrays(rows), None
+    raise ValueError(f"covbench.graphs.lmeval.records: kind must be 'loglikelihood' or 'sample', got {kind!r}")
 
 
 def _doc_arrays(rows: list[dict]) -> DocArrays:

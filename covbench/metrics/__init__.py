@@ -13,6 +13,7 @@ better); missing is NaN, never 0; NaN in an input array raises ``ValueError``.
 [0.47]
 """
 
+from ._agreement import TauCI, rank_agreement, rank_agreements
 from ._bootstrap import (
     BootstrapCI,
     bootstrap_counts,
@@ -31,18 +32,7 @@ from ._passk import (
     predicted_pass_at_n,
     sampled_pass_at_n,
 )
-from ._ranks import (
-    RankComparison,
-    RankFlip,
-    kendall_tau,
-    kendall_tau_fast,
-    kendall_tau_rows,
-    rank_comparison,
-    rank_flips,
-    ranks,
-    spearman,
-    spearman_rows,
-)
+from ._ranks import RankFlip, kendall_tau, kendall_tau_fast, rank_flips, ranks, spearman, spearman_rows
 
 __all__ = [
     "DEFAULT_BRACKET_MS",
@@ -53,8 +43,8 @@ __all__ = [
     "CrossEntropy",
     "MetricCard",
     "PassBracket",
-    "RankComparison",
     "RankFlip",
+    "TauCI",
     "bootstrap_counts",
     "bootstrap_indices",
     "bootstrap_statistic",
@@ -64,14 +54,14 @@ __all__ = [
     "exact_pass_at_n",
     "kendall_tau",
     "kendall_tau_fast",
-    "kendall_tau_rows",
     "kl",
     "paired_bootstrap",
     "pass_at_k",
     "pass_at_n_per_prompt",
     "pass_bracket",
     "predicted_pass_at_n",
-    "rank_comparison",
+    "rank_agreement",
+    "rank_agreements",
     "rank_flips",
     "ranks",
     "sampled_pass_at_n",

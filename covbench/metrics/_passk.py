@@ -46,8 +46,12 @@ def pass_at_k(n: object, c: object, k: object) -> np.ndarray:
         raise ValueError("pass_at_k: c > n (more correct samples than samples)")
     n_b, c_b, k_b = np.broadcast_arrays(n_a, c_a, k_a)
     out = np.full(n_b.shape, np.nan)
-    pairs = np.unique(np.stack([n_b.ravel(), k_b.ravel()], axis=1), axis=0)
-    for nn, kk in (p for p in pairs.tolist() if p[1] <= p[0]):
+    # Distinct (n, k) pairs as one integer each (a 1-D unique is far cheaper than unique rows).
+    stride = int(k_b.max(initial=0)) + 1
+    for code in np.unique(n_b.ravel() * stride + k_b.ravel()).tolist():
+        nn, kk = divmod(int(code), stride)
+        if kk > nn:
+            continue
         sel = (n_b == nn) & (k_b == kk)
         cc = c_b[sel]
         c_max = min(int(cc.max()), nn - kk)

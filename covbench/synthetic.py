@@ -12,7 +12,7 @@ majority class keeps improving (CE falls at every step) while the minority class
 and then forgotten, so coverage and Pass@N are best mid-training.
 
 >>> recs = synthetic_records(n_models=3, n_tasks=1, n_docs=16, families={"fam": 3})
->>> len(recs), sorted({r.family for r in recs if r.family})
+>>> len(recs), sorted({r.record.family for r in recs if r.record.family})
 (6, ['fam'])
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from covbench import metrics
-from covbench.records import DocArrays, Estimate, Provenance, RunRecord, SampleArrays, metric_key
+from covbench.records import DocArrays, Estimate, Provenance, Run, RunRecord, SampleArrays, TaskDescriptor, metric_key
 from covbench.store import write_run
 
 COV_NS: tuple[float, ...] = (1.5, 2.0, 4.0, 5.7, 8.0, 16.0, 64.0, 256.0)
@@ -79,7 +79,7 @@ def _metrics(logp: np.ndarray, correct: np.ndarray, n_tokens: np.ndarray, n_byte
 
 def _record(model: str, task: str, skills: tuple[float, float], cls: np.ndarray, noise: np.ndarray,
             rng: np.random.Generator, n_samples: int, seed: int, family: str | None = None,
-            step: int | None = None, description: str = "") -> RunRecord:
+            step: int | None = None, description: str = "") -> Run:
     n_docs = cls.size
     # −log π̂(y*|x) per doc: the class's mean times a mean-1 Gamma noise shared by every model,
     # so models are compared on the same hard and easy prompts (what a paired bootstrap needs).
@@ -93,9 +93,11 @@ def _record(model: str, task: str, skills: tuple[float, float], cls: np.ndarray,
     samples = SampleArrays(doc_id=list(range(n_docs)),
                            generations=[["y" if ok else "n" for ok in row] for row in correct.tolist()],
                            correct=correct.tolist(), temperature=1.0, max_gen_toks=8)
-    return RunRecord(model=model, task=task, reference="gold", family=family, step=step,
-                     description=description, provenance=_provenance(seed, step or 0),
-                     metrics=_metrics(logp, correct, n_tokens, n_bytes), docs=docs, samples=samples)
+    record = RunRecord(model=model, task=task, family=family, step=step, description=description,
+                       descriptor=TaskDescriptor(name=task, reference="gold", kind="loglikelihood",
+                                                 classes=("majority", "minority")),
+                       provenance=_provenance(seed, step or 0), metrics=_metrics(logp, correct, n_tokens, n_bytes))
+    return Run(record, docs, samples)
 
 
 def _family_skills(n_steps: int) -> list[tuple[float, float]]:
@@ -111,7 +113,7 @@ def _family_skills(n_steps: int) -> list[tuple[float, float]]:
 def synthetic_records(n_models: int = 6, n_tasks: int = 2, n_docs: int = 64, n_samples: int = 8,
                       families: Mapping[str, int] | None = None, seed: int = 0,
                       names: Sequence[str] = (), descriptions: Mapping[str, str] | None = None
-                      ) -> list[RunRecord]:
+                      ) -> list[Run]:
     """Records for ``n_models`` independent models plus each family's checkpoints, on every task.
 
     Args:
@@ -141,12 +143,12 @@ def synthetic_records(n_models: int = 6, n_tasks: int = 2, n_docs: int = 64, n_s
             records.append(_record(name, f"synth-{t}", skills, cls, noise, rng, n_samples,
                                    seed=seed * 1_000_003 + j, family=family, step=step,
                                    description=descriptions.get(name, "")))
-    records.sort(key=lambda r: (r.task, r.model))
+    records.sort(key=lambda r: (r.record.task, r.record.model))
     return records
 
 
-def write_store(root: Path, records: Sequence[RunRecord]) -> Path:
-    """Write ``records`` into a results store at ``root`` with :func:`covbench.store.write_run`."""
-    for record in records:
-        write_run(root, record)
+def write_store(root: Path, runs: Sequence[Run]) -> Path:
+    """Write ``runs`` into a results store at ``root`` with :func:`covbench.store.write_run`."""
+    for run in runs:
+        write_run(root, run)
     return Path(root)

@@ -28,6 +28,22 @@ def num(value: float, digits: int = 3) -> str:
     return "0." + "0" * digits if text == "-0." + "0" * digits else text
 
 
+def nums(values, digits: int = 3) -> list[list[str]]:
+    """:func:`num` of every element of a 2-D array, formatted in one vectorised call.
+
+    >>> import numpy as np
+    >>> nums(np.array([[0.12345, np.nan], [np.inf, -0.0001]]))
+    [['0.123', '—'], ['∞', '0.000']]
+    """
+    import numpy as np
+
+    v = np.asarray(values, dtype=np.float64)
+    text = np.char.mod(f"%.{digits}f", np.where(np.isfinite(v), v, 0.0))
+    text = np.where(text == "-0." + "0" * digits, "0." + "0" * digits, text)
+    text = np.where(np.isnan(v), MISSING, np.where(np.isposinf(v), "∞", np.where(np.isneginf(v), "−∞", text)))
+    return text.tolist()
+
+
 def interval(lo: float, hi: float, digits: int = 3) -> str:
     """A confidence interval, or nothing when either end is missing.
 
@@ -63,3 +79,14 @@ def sort_key(value: float) -> str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return repr(float(value))
+
+
+def axis_value(value: float | None) -> str:
+    """A position on a family's axis (a step, a temperature, a bit width): shortest exact form.
+
+    >>> axis_value(0.7), axis_value(1500.0), axis_value(None)
+    ('0.7', '1500', '—')
+    """
+    if value is None or math.isnan(value):
+        return MISSING
+    return f"{value:g}" if float(f"{value:g}") == value else repr(float(value))

@@ -1,6 +1,6 @@
 """Jinja2 rendering with autoescaping on for every template: every string from the store is text.
 
-Templates live in ``leaderboard/templates``; pages link to ``static/`` and ``plots/`` by relative
+Templates live in ``covbench/site/templates``; pages link to ``static/`` and ``plots/`` by relative
 URLs (``root`` is ``""`` on top-level pages and ``"../"`` one folder down), so the site works from
 any path and from ``file://``. Nothing is inlined: no ``<script>`` body, no ``style=`` attribute,
 no JSON in the page, which is what lets the Content-Security-Policy forbid inline code.
@@ -21,12 +21,13 @@ CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' d
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
-    env = Environment(loader=PackageLoader("leaderboard", "templates"), autoescape=True,
+    env = Environment(loader=PackageLoader("covbench.site", "templates"), autoescape=True,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                       keep_trailing_newline=True)
     env.filters.update(num=fmt.num, interval=fmt.interval, rank=fmt.rank, sortv=fmt.sort_key,
-                       n=fmt.threshold, est_cell=cells.est, rank_cell=cells.rank, pass_cells=cells.pass_cells,
-                       row_cells=cells.row_cells)
+                       n=fmt.threshold, axisv=fmt.axis_value, est_cell=cells.est, rank_cell=cells.rank,
+                       pass_cells=cells.pass_cells, row_cells=cells.row_cells)
+    env.globals.update(curve_rows=cells.curve_rows, model_task=cells.model_task)
     env.globals.update(CSP=CSP, MISSING=fmt.MISSING)
     return env
 

@@ -1,0 +1,103 @@
+"""Model pages: each model's own results, task by task (docs/site.md#model-pages).
+
+A model page depends on that model's runs only (no ranks, which change whenever another model is added),
+so adding a model re-renders one model page. It shows per task the stored metrics at the task's rank N,
+the curves over the whole N grid (Cov_N, Pass@N measured/exact/predicted with the coverage bracket), and
+the provenance of each run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from covbench.records import Estimate, TaskDescriptor, metric_key, split_key
+from covbench.store import Catalog, slug
+
+from .board import Board, TaskGroup
+
+CURVES = ("cov", "pass_sampled", "pass_exact", "pass_pred", "pass_pred_lo", "pass_pred_hi")
+
+
+@dataclass(frozen=True, eq=False)
+class ModelTask:
+    """One model on one task (a scoring task with its paired sampler's measured Pass@N)."""
+
+    task: str
+    task_slug: str
+    descriptor: TaskDescriptor
+    ce: Estimate
+    kl: Estimate
+    cov: Estimate
+    pass_used: Estimate
+    pass_source: str
+    ns: tuple[float, ...]  # the N grid of the curves
+    curves: np.ndarray  # [N, len(CURVES), 4]: (value, lo, hi, stderr) of each curve at each N; NaN missing
+    runs: tuple[tuple[str, dict, str, int], ...]  # (task, provenance, run file, catalog index) of each run shown
+
+
+@dataclass(frozen=True)
+class ModelPage:
+    name: str
+    slug: str
+    family: str | None
+    family_slug: str
+    step: int | None
+    description: str
+    tasks: tuple[ModelTask, ...]
+    entries: tuple[int, ...]  # the catalog indices this page shows (its inputs)
+
+
+def _layout(cat: Catalog, rows: list[int]) -> tuple[tuple[float, ...], np.ndarray]:
+    """The N grid that any of ``rows`` stores a curve at, and ``[N, len(CURVES)]`` key positions (−1: none)."""
+    live = cat.present[rows].any(axis=0)
+    ns = sorted({n for j, k in enumerate(cat.keys) if live[j] for b, n in [split_key(k)] if n is not None and b in CURVES})
+    at = np.full((len(ns), len(CURVES)), -1, dtype=np.int64)
+    for a, n in enumerate(ns):
+        for b, name in enumerate(CURVES):
+            at[a, b] = cat.col.get(metric_key(name, n), -1)
+    return tuple(ns), at
+
+
+def _curves(cat: Catalog, at: np.ndarray, scorer: int, sampler: int | None) -> np.ndarray:
+    out = np.full(at.shape + (4,), np.nan)
+    for b, name in enumerate(CURVES):
+        src = sampler if (name == "pass_sampled" and sampler is not None) else scorer
+        cols = at[:, b]
+        ok = cols >= 0
+        ok[ok] = cat.present[src, cols[ok]]
+        out[ok, b] = cat.values[src, cols[ok]]
+    return out
+
+
+def model_pages(cat: Catalog, groups: Sequence[TaskGroup], boards: Sequence[Board]) -> list[ModelPage]:
+    """One page per model in the catalog, in name order (its headline numbers are its board rows')."""
+    rows = {(b.task, r.model): r for b in boards for r in b.rows}
+    by_model: dict[str, list[tuple[TaskGroup, int]]] = {}
+    layouts = {}
+    for g in groups:
+        layouts[g.task] = _layout(cat, list(g.entries) + list(g.samplers.values()))
+        for i in g.entries:
+            by_model.setdefault(cat.model(i), []).append((g, i))
+    pages = []
+    for name in sorted(by_model):
+        tasks, entries = [], []
+        for g, i in by_model[name]:
+            sampler = g.samplers.get(name)
+            row = rows[(g.task, name)]
+            shown = [i] + ([sampler] if sampler is not None else [])
+            entries += shown
+            ns, at = layouts[g.task]
+            tasks.append(ModelTask(task=g.task, task_slug=slug(g.task), descriptor=g.descriptor,
+                                   ce=row.ce, kl=row.kl, cov=row.cov, pass_used=row.pass_used,
+                                   pass_source=row.pass_source, ns=ns, curves=_curves(cat, at, i, sampler),
+                                   runs=tuple((cat.task(j), cat.smalls[j]["provenance"],
+                                               cat.rels[j].rsplit("/", 1)[-1], j) for j in shown)))
+        s = cat.smalls[by_model[name][0][1]]
+        fam = s.get("family")
+        pages.append(ModelPage(name=name, slug=slug(name), family=fam, family_slug=slug(fam) if fam else "",
+                               step=s.get("step"), description=s.get("description", ""), tasks=tuple(tasks),
+                               entries=tuple(entries)))
+    return pages
