@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "zoo": ("covbench.zoo.cli:main", "train the shipped checkpoint zoo ('covbench zoo train')"),
     "select": ("covbench.select_cli:main", "compare a checkpoint family: min-CE pick vs tournament pick"),
     "leaderboard": ("covbench.site.build:main", "build the static site ('covbench leaderboard build')"),
+    "store": ("covbench.store.cli:main", "look after a results store ('covbench store ls|index|migrate')"),
 }
 
 

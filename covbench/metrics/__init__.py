@@ -32,7 +32,7 @@ from ._passk import (
     predicted_pass_at_n,
     sampled_pass_at_n,
 )
-from ._ranks import RankFlip, kendall_tau, kendall_tau_fast, rank_flips, ranks, spearman, spearman_rows
+from ._ranks import RankFlip, kendall_tau, rank_flips, ranks, spearman
 
 __all__ = [
     "DEFAULT_BRACKET_MS",
@@ -53,7 +53,6 @@ __all__ = [
     "cross_entropy",
     "exact_pass_at_n",
     "kendall_tau",
-    "kendall_tau_fast",
     "kl",
     "paired_bootstrap",
     "pass_at_k",
@@ -66,6 +65,5 @@ __all__ = [
     "ranks",
     "sampled_pass_at_n",
     "spearman",
-    "spearman_rows",
     "support_log_ratios",
 ]

@@ -184,6 +184,8 @@ def _tensors(header: dict[str, Any], data: memoryview) -> dict[str, np.ndarray]:
     for start, end, name, dtype, count in spans:
         if start != at:
             raise RunFileError(name, f"data_offsets start at {start}, expected {at}")
+        if end > len(data):
+            raise RunFileError("(data)", f"the file ends inside tensor {name!r} ({len(data)} of {end} data bytes)")
         at = end
         out[name] = np.frombuffer(data, dtype=dtype, count=count, offset=start)
     if at != len(data):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 
 from covbench.records import Estimate
-from leaderboard import cells, fmt
+from covbench.site import cells, fmt
 
 SPECIAL = set("<>&\"'")
 any_float = st.floats(allow_nan=True, allow_infinity=True)
