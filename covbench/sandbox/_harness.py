@@ -61,6 +61,7 @@ _HOST_PATH_EVENTS = frozenset({
     "shutil.rmtree", "shutil.copyfile", "shutil.copytree", "shutil.move", "os.mkfifo", "os.mknod",
 })
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_write = os.write     # bound before any program code: the program may replace os.write
 
 
 class Denied(RuntimeError):
@@ -70,7 +71,7 @@ class Denied(RuntimeError):
 def _plain(value: object) -> str | None:
     """An exact ``str`` copy of a path or module name (a ``str`` subclass cannot fool the checks)."""
     if isinstance(value, str):
-        return "".join((value,))
+        return "".join((value,))  # noqa: FLY002 - an f-string would call a subclass's __format__
     if isinstance(value, (bytes, bytearray)):
         return os.fsdecode(bytes(value))
     return None
@@ -162,11 +163,11 @@ def _report_failure(exc: BaseException) -> None:
         record = _failure_record(exc)
     except BaseException:  # noqa: BLE001
         record = b"FBaseException\n1\n<the exception could not be printed>"
-    os.write(FD_EVIDENCE, record)
+    _write(FD_EVIDENCE, record)
 
 
 def _failure_record(exc: BaseException) -> bytes:
-    kind = "".join((type(exc).__name__,))[:100]
+    kind = "".join((type(exc).__name__,))[:100]  # noqa: FLY002 - exact str, no __format__
     status = 1
     if isinstance(exc, SystemExit):
         code = exc.code
@@ -203,7 +204,7 @@ def execute(source: str, trusted_prefixes: tuple[str, ...], guard: bool, host_vi
             _exit(1)
     try:
         _audit(EVIDENCE_EVENT)
-    except BaseException:  # noqa: BLE001 - nothing the program left behind may stop the exit
+    except BaseException:  # noqa: BLE001, S110 - nothing the program left behind may stop the exit
         pass
     _flush(out, err)
     _exit(0)
@@ -221,7 +222,7 @@ def _flush(*streams: object) -> None:
     for stream in streams:
         try:
             stream.flush()  # type: ignore[attr-defined]
-        except BaseException:  # noqa: BLE001
+        except BaseException:  # noqa: BLE001, S110 - a closed or broken stream loses its output only
             pass
 
 
@@ -229,6 +230,8 @@ def become_program(cfg: dict) -> None:
     """Drop privileges, set the limits, enter the working directory, forget the launcher; then run."""
     import resource
 
+    if cfg["host_visible"]:
+        os.setpgid(0, 0)          # its own process group: init kills the group at the end
     if cfg["uid"] is not None:
         os.setgroups([])
         os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])

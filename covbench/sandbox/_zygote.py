@@ -25,6 +25,7 @@ Stdlib only; runs by plain name (the parent never imports this module, except fo
 
 from __future__ import annotations
 
+import _signal
 import marshal
 import os
 import select
@@ -32,8 +33,6 @@ import socket
 import stat
 import sys
 import time
-
-import _signal
 
 if __name__ == "__main__":        # python -I leaves the script's folder off sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -46,7 +45,7 @@ else:                              # imported for its docstrings and tests
 FD_CONTROL, FD_EVIDENCE, FD_STATUS = _harness.FD_CONTROL, _harness.FD_EVIDENCE, _harness.FD_STATUS
 NS_MODES = ("namespaces", "userns")
 REQUEST_MAX = 1 << 17               # a config larger than this comes through the control pipe
-PRELOAD = ("fcntl", "resource", "typing", "math", "random", "copy", "string", "collections", "re",
+PRELOAD = ("fcntl", "resource", "encodings.idna", "typing", "math", "random", "copy", "string", "collections", "re",
            "hashlib", "itertools", "functools", "heapq", "bisect", "fractions", "operator", "datetime",
            "decimal", "statistics")
 _NS_ALL = L.CLONE_NEWNS | L.CLONE_NEWPID | L.CLONE_NEWNET | L.CLONE_NEWIPC | L.CLONE_NEWUTS
@@ -178,8 +177,9 @@ def init(cfg: dict) -> None:
         if pid == 0:
             program(cfg)
         _quiet()
-        record = _wait_program(pid, cfg["wall_s"], start)
-        if mode not in NS_MODES:
+        namespaced = mode in NS_MODES
+        record = _wait_program(pid, cfg["wall_s"], start, kill_group=not namespaced)
+        if not namespaced:
             _kill_descendants(cfg["uid"])
         _record(FD_STATUS, record)
     except BaseException as exc:  # noqa: BLE001
@@ -188,13 +188,22 @@ def init(cfg: dict) -> None:
         os._exit(0)    # in a PID namespace: the kernel now kills every process left in it
 
 
-def _wait_program(pid: int, wall_s: float, start: float) -> dict:
+def _wait_program(pid: int, wall_s: float, start: float, kill_group: bool) -> dict:
+    """Wait for the program's exit or the wall clock. ``kill_group`` (no PID namespace): SIGKILL the
+    program's process group while its leader is still unreaped, so the group id cannot be reused."""
     pidfd = os.pidfd_open(pid)
     poller = select.poll()
     poller.register(pidfd, select.POLLIN)
     ready = poller.poll(max(1, int(wall_s * 1000)))
     wall = time.monotonic() - start
+    if kill_group:
+        try:
+            os.killpg(pid, _signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     if not ready:
+        if kill_group:
+            os.wait4(pid, 0)
         return {"kind": "init", "timed_out": True, "wall_s": wall}
     _, status, usage = os.wait4(pid, 0)
     return {"kind": "init", "timed_out": False, "status": status, "wall_s": wall,
@@ -202,20 +211,21 @@ def _wait_program(pid: int, wall_s: float, start: float) -> dict:
 
 
 def _kill_descendants(uid: int | None) -> None:
-    """Without a PID namespace: kill what the program left behind (orphans re-parent to this subreaper)."""
-    if uid is not None:             # a dedicated uid: kill(-1) as that uid reaches exactly its processes
-        for _ in range(100):
-            killer = os.fork()
-            if killer == 0:
-                try:
-                    os.setresuid(uid, uid, uid)
-                    os.kill(-1, _signal.SIGKILL)
-                finally:
-                    os._exit(0)
-            os.waitpid(killer, 0)
-            if not _reap_children():
-                break
+    """Without a PID namespace: kill what the program left behind (orphans re-parent to this subreaper).
+
+    A dedicated uid (root's ``uid`` mode): ``kill(-1)`` with that uid as real and effective uid (the saved
+    uid stays 0, to switch back) reaches exactly the run's processes, without forking (a fork bomb may have
+    used up the run's pids cgroup). Otherwise SIGKILL this process's children until none is left.
+    """
     for _ in range(1000):
+        if uid is not None:
+            os.setresuid(uid, uid, 0)
+            try:
+                os.kill(-1, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            finally:
+                os.setresuid(0, 0, 0)
         children = _children()
         for child in children:
             try:
@@ -224,6 +234,7 @@ def _kill_descendants(uid: int | None) -> None:
                 pass
         if not _reap_children() and not children:
             return
+        time.sleep(0.001)
 
 
 def _children() -> list[int]:
@@ -416,8 +427,10 @@ def serve(sock_fd: int) -> None:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, REQUEST_MAX, 4)
         except OSError:
-            return
-        if not msg:
+            msg, fds = b"", []
+        if not msg:                   # the parent is gone: reap the last sessions, then end
+            while _reap_children():
+                time.sleep(0.01)
             return
         try:
             request = marshal.loads(msg)

@@ -198,9 +198,9 @@ def _remove_stale(found: Layout) -> None:
             continue
         for name in names:
             parts = name.split("-")
-            if len(parts) == 4 and parts[:2] == ["covbench", "sandbox"] and parts[2].isdigit():
-                if not os.path.exists(f"/proc/{parts[2]}"):
-                    try:
-                        os.rmdir(f"{base}/{name}")
-                    except OSError:
-                        pass
+            ours = len(parts) == 4 and parts[:2] == ["covbench", "sandbox"] and parts[2].isdigit()
+            if ours and not os.path.exists(f"/proc/{parts[2]}"):
+                try:
+                    os.rmdir(f"{base}/{name}")
+                except OSError:
+                    pass

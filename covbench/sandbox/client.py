@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from covbench.sandbox import cgroups, slots
-from covbench.sandbox.limits import Limits
+from covbench.sandbox.limits import DEFAULT_LIMITS, Limits
 from covbench.sandbox.verdict import Isolation, RunFacts, Verdict, classify
 
 NONCE_BYTES = 16
@@ -138,6 +138,8 @@ _WARNINGS = {
                "share the network, see your files and could signal your processes (a Python-level guard "
                "only raises the bar). Run as root or enable user namespaces",
     "no-cgroup": "no writable cgroup: memory and process limits apply per process, not per run",
+    "private-stdlib": "the interpreter's standard library is not readable by other users, so programs in "
+                      "the 'uid' mode can import only the modules the launcher preloaded",
 }
 
 
@@ -157,8 +159,9 @@ def available_modes() -> list[Isolation]:
     if hello["userns"] and not root:
         modes.append("userns")
     if root:
-        modes.append("uid")
-    modes.append("rlimits")
+        modes.append("uid")       # root never runs a program as root: no "rlimits" for root
+    else:
+        modes.append("rlimits")
     return modes
 
 
@@ -177,10 +180,23 @@ def resolve_isolation(requested: str = "auto") -> Isolation:
         chosen = _first_working(modes)
     if chosen in ("uid", "rlimits"):
         _warn(chosen)
+    if chosen == "uid" and not _world_readable(os.path.dirname(os.__file__)):
+        _warn("private-stdlib")
     if chosen in ("namespaces", "uid") and cgroups.layout() is None:
         _warn("no-cgroup")
     _RESOLVED[requested] = chosen
     return chosen
+
+
+def _world_readable(folder: str) -> bool:
+    """Whether any user can read ``folder`` (every ancestor searchable, the folder readable)."""
+    path = os.path.realpath(folder)
+    parts = path.split("/")
+    for depth in range(1, len(parts) + 1):
+        mode = os.stat("/".join(parts[:depth]) or "/").st_mode
+        if mode & 0o001 == 0 or (depth == len(parts) and mode & 0o004 == 0):
+            return False
+    return True
 
 
 def _first_working(modes: list[Isolation]) -> Isolation:
@@ -200,7 +216,7 @@ def _first_working(modes: list[Isolation]) -> Isolation:
 # -------------------------------------------------------------------------------------------------- runs
 
 
-def run_program(source: str, limits: Limits = Limits(), *, isolation: str = "auto", guard: bool = True,
+def run_program(source: str, limits: Limits = DEFAULT_LIMITS, *, isolation: str = "auto", guard: bool = True,
                 prefix: int | None = None) -> Verdict:
     """Run one untrusted Python program in the sandbox and return its verdict.
 
@@ -213,7 +229,7 @@ def run_program(source: str, limits: Limits = Limits(), *, isolation: str = "aut
     return _run(source, limits, resolve_isolation(isolation), guard, prefix)
 
 
-def run_many(sources: Sequence[str], limits: Limits = Limits(), workers: int | None = None, *,
+def run_many(sources: Sequence[str], limits: Limits = DEFAULT_LIMITS, workers: int | None = None, *,
              isolation: str = "auto", guard: bool = True,
              prefixes: Sequence[int | None] | None = None) -> list[Verdict]:
     """Run many programs, ``workers`` at a time (default: the cores this process may use)."""

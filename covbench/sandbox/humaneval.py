@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from covbench.sandbox.client import run_many, run_program
-from covbench.sandbox.limits import Limits
+from covbench.sandbox.limits import DEFAULT_LIMITS, Limits
 from covbench.sandbox.verdict import Verdict
 
 FIELDS = ("task_id", "prompt", "test", "entry_point")
@@ -25,14 +25,14 @@ def humaneval_program(problem: Mapping[str, str], completion: str) -> str:
     for field in FIELDS[1:]:
         if not isinstance(problem.get(field), str):
             name = problem.get("task_id", "?")
-            raise ValueError(f"HumanEval problem {name}: field {field!r} must be a string")
+            raise TypeError(f"HumanEval problem {name}: field {field!r} must be a string")
     if not isinstance(completion, str):
-        raise ValueError(f"HumanEval completion for {problem.get('task_id', '?')}: must be a string")
+        raise TypeError(f"HumanEval completion for {problem.get('task_id', '?')}: must be a string")
     return (problem["prompt"] + completion + "\n" + problem["test"] + "\n"
             + f"check({problem['entry_point']})")
 
 
-def check_humaneval(problem: Mapping[str, str], completion: str, limits: Limits = Limits(), *,
+def check_humaneval(problem: Mapping[str, str], completion: str, limits: Limits = DEFAULT_LIMITS, *,
                     isolation: str = "auto") -> Verdict:
     """Run one completion against its problem's tests.
 
@@ -44,7 +44,7 @@ def check_humaneval(problem: Mapping[str, str], completion: str, limits: Limits 
     return run_program(program, limits, isolation=isolation, prefix=len(problem["prompt"] + completion))
 
 
-def check_humaneval_many(pairs: Sequence[tuple[Mapping[str, str], str]], limits: Limits = Limits(),
+def check_humaneval_many(pairs: Sequence[tuple[Mapping[str, str], str]], limits: Limits = DEFAULT_LIMITS,
                          workers: int | None = None, *, isolation: str = "auto") -> list[Verdict]:
     """Run many (problem, completion) pairs in parallel; verdicts in the same order."""
     programs = [humaneval_program(problem, completion) for problem, completion in pairs]

@@ -77,3 +77,6 @@ class Limits:
         'size=8m,nr_inodes=1024,mode=0700'
         """
         return f"size={self.tmpfs_mb}m,nr_inodes={max(1024, 64 * self.tmpfs_mb)},mode=0700"
+
+
+DEFAULT_LIMITS = Limits()
