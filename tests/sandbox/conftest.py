@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from sandbox_guard import guarded, host_processes_of_slot_uids, tools_available
 
 

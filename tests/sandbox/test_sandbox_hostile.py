@@ -14,10 +14,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from hostile_programs import HOSTILE
 
 from conftest import needs_root_namespaces
 from covbench.sandbox import Limits
-from hostile_programs import HOSTILE
 
 pytestmark = [needs_root_namespaces, pytest.mark.slow]
 QUICK = Limits(wall_s=3.0, cpu_s=3.0)

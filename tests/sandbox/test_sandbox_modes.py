@@ -7,11 +7,11 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from hostile_programs import ENDLESS, HOSTILE
+from sandbox_guard import TEST_UID
 
 from conftest import needs_root_namespaces
 from covbench.sandbox import Limits, SandboxWarning, client
-from hostile_programs import ENDLESS, HOSTILE
-from sandbox_guard import TEST_UID
 
 pytestmark = [needs_root_namespaces, pytest.mark.slow]
 QUICK = Limits(wall_s=3.0, cpu_s=3.0)
