@@ -121,3 +121,80 @@ def sethostname(name: str) -> None:
 def setns(fd: int, nstype: int) -> None:
     """setns(2): join the namespace that ``fd`` (an nsfs file) refers to."""
     _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+# ------------------------------------------------------------------------------------------------ seccomp
+# A deny-list filter (defence in depth; ``docs/sandbox.md`` §"System calls"): new namespaces (which give an
+# unprivileged process capabilities inside them: the usual first step of kernel exploits), io_uring, bpf,
+# userfaultfd, perf events, keyrings, ptrace and cross-process memory access, module and kexec loading,
+# the mount API. Everything else is allowed. Foreign system-call ABIs (i386 and x32 on x86_64) are denied.
+
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+_RET_ALLOW = 0x7FFF0000
+_RET_ERRNO = 0x00050000
+_EPERM, _ENOSYS = 1, 38
+_NS_FLAGS = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | 0x02000000
+_ARCH = {  # machine: (AUDIT_ARCH, clone, clone3, denied system calls)
+    "x86_64": (0xC000003E, 56, 435, {
+        "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "bpf": 321,
+        "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250, "add_key": 248, "request_key": 249,
+        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kexec_load": 246,
+        "kexec_file_load": 320, "init_module": 175, "finit_module": 313, "delete_module": 176, "reboot": 169,
+        "swapon": 167, "swapoff": 168, "acct": 163, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+        "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442}),
+    "aarch64": (0xC00000B7, 220, 435, {
+        "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "bpf": 280,
+        "perf_event_open": 241, "userfaultfd": 282, "keyctl": 219, "add_key": 217, "request_key": 218,
+        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "kexec_load": 104,
+        "kexec_file_load": 294, "init_module": 105, "finit_module": 273, "delete_module": 106, "reboot": 142,
+        "swapon": 224, "swapoff": 225, "acct": 89, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+        "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442}),
+}
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
+    """The classic-BPF filter for ``machine`` as (code, jt, jf, k) tuples; None for an unknown machine."""
+    if machine not in _ARCH:
+        return None
+    arch, clone, clone3, denied = _ARCH[machine]
+    ld, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06    # BPF_LD|W|ABS, JMP|JEQ|K, JGE, JSET, RET|K
+    numbers = sorted(set(denied.values()))
+    # Layout: 0 ld arch; 1 jeq arch; 2 ret EPERM; 3 ld nr; 4 jge x32; 5 jeq clone3; 6 jeq clone;
+    # 7.. jeq denied; then ret ALLOW; EPERM; ENOSYS; clone check: ld arg0; jset ns; ret ALLOW; ret EPERM.
+    body = len(numbers)
+    allow, eperm, enosys, clone_check = 7 + body, 8 + body, 9 + body, 10 + body
+    program = [(ld, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, _RET_ERRNO | _EPERM), (ld, 0, 0, 0)]
+    x32 = 0x40000000 if machine == "x86_64" else 0xFFFFFFFF
+    program.append((jge, eperm - 5, 0, x32))
+    program.append((jeq, enosys - 6, 0, clone3))
+    program.append((jeq, clone_check - 7, 0, clone))
+    for i, number in enumerate(numbers):
+        program.append((jeq, eperm - (8 + i), 0, number))
+    program += [(ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | _EPERM), (ret, 0, 0, _RET_ERRNO | _ENOSYS),
+                (ld, 0, 0, 16), (jset, 1, 0, _NS_FLAGS), (ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | _EPERM)]
+    return program
+
+
+def install_seccomp() -> bool:
+    """Install the filter on this process (inherited by its children; ``no_new_privs`` must be set).
+    False on a machine without a table here."""
+    program = seccomp_program(os.uname().machine)
+    if program is None:
+        return False
+    filters = (_SockFilter * len(program))(*[_SockFilter(*row) for row in program])
+    fprog = _SockFprog(len(program), filters)
+    _check(_libc.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(fprog),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0)), "prctl PR_SET_SECCOMP")
+    return True

@@ -9,6 +9,9 @@ Process tree per program (``docs/sandbox.md`` §"Process tree")::
              │     waits for the program; when init exits the kernel kills every process left in it
              └─ program  drops privileges, sets the limits, runs ``_harness.execute`` (untrusted from here)
 
+Init also sets ``no_new_privs``, empties the capability bounding set and installs the seccomp filter
+(``_linux.install_seccomp``) on itself before it forks the program, which inherits all three.
+
 Root mode keeps, for the zygote's lifetime, what can safely outlive a run (``docs/sandbox.md``
 §"Namespaces"): one read-only *sandbox mount namespace* whose root is the sandbox's file system, and per
 slot a network + UTS namespace (no interfaces up, hostname ``sandbox``; a slot runs one program at a
@@ -172,6 +175,7 @@ def init(cfg: dict) -> None:
             L.drop_bounding_set()
         if mode == "userns":
             L.clear_capabilities()
+        seccomp = L.install_seccomp()
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
@@ -181,7 +185,7 @@ def init(cfg: dict) -> None:
         record = _wait_program(pid, cfg["wall_s"], start, kill_group=not namespaced)
         if not namespaced:
             _kill_descendants(cfg["uid"])
-        _record(FD_STATUS, record)
+        _record(FD_STATUS, {**record, "seccomp": seccomp})
     except BaseException as exc:  # noqa: BLE001
         _record(FD_STATUS, _error("init", exc))
     finally:

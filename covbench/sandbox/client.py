@@ -306,7 +306,7 @@ def _facts(got: _Collected, nonce: bytes, limits: Limits, mode: Isolation, oom_k
         cpu_s=session.get("cpu_s", 0.0), max_rss_kb=max(init.get("maxrss_kb", 0), session.get("maxrss_kb", 0)),
         evidence=got.evidence, nonce=nonce, cpu_limit_s=limits.rlimits()[0][1], oom_kills=oom_kills,
         output=got.output, output_bytes=got.output_bytes, isolation=mode,
-        network_isolated=mode in NS_MODES, cgroup=has_cgroup)
+        network_isolated=mode in NS_MODES, cgroup=has_cgroup, seccomp=init.get("seccomp", False))
 
 
 def _config(source: str, limits: Limits, mode: Isolation, guard: bool, slot: slots.Slot,

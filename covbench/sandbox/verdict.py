@@ -39,7 +39,7 @@ class Verdict:
     output: the first ``Limits.output_kb`` of stdout + stderr (UTF-8, undecodable bytes replaced);
     output_bytes: how many bytes it wrote in all.
     isolation: the mode it ran in (``docs/sandbox.md`` §"Modes"); network_isolated: it had its own
-    network namespace; cgroup: its run had a memory + pids cgroup.
+    network namespace; cgroup: its run had a memory + pids cgroup; seccomp: the system-call filter was on.
     """
 
     status: Status
@@ -56,6 +56,7 @@ class Verdict:
     isolation: Isolation
     network_isolated: bool
     cgroup: bool
+    seccomp: bool
 
     @property
     def passed(self) -> bool:
@@ -85,6 +86,7 @@ class RunFacts:
     isolation: Isolation
     network_isolated: bool
     cgroup: bool
+    seccomp: bool
 
 
 def _signal_name(number: int) -> str:
@@ -128,7 +130,7 @@ def classify(facts: RunFacts) -> Verdict:
         max_rss_mb=facts.max_rss_kb / 1024, exit_code=exit_code, signal=sig, error_type=error_type,
         error_message=error_message, output=facts.output.decode("utf-8", "replace"),
         output_bytes=facts.output_bytes, isolation=facts.isolation,
-        network_isolated=facts.network_isolated, cgroup=facts.cgroup)
+        network_isolated=facts.network_isolated, cgroup=facts.cgroup, seccomp=facts.seccomp)
 
 
 def _decide(facts: RunFacts, exit_code: int | None, sig: int | None,

@@ -285,6 +285,22 @@ results = [libc.setuid(0), libc.setgid(0), libc.mount(b"none", b"/tmp", b"tmpfs"
 print(results)
 assert all(r == -1 for r in results), results
 """, "passed", guard=False),
+    "kernel_attack_surface": _h("""
+import ctypes, errno, os, subprocess, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+def err(*call):
+    result = libc.syscall(*call)
+    return errno.errorcode.get(ctypes.get_errno()) if result == -1 else result
+got = {"unshare(CLONE_NEWUSER)": err(272, 0x10000000), "io_uring_setup": err(425, 1, None),
+       "bpf": err(321, 0, None, 0), "userfaultfd": err(323, 0), "keyctl": err(250, 0, 0, 0, 0, 0),
+       "perf_event_open": err(298, None, 0, -1, -1, 0), "clone3": err(435, None, 0)}
+print(got)
+assert set(got.values()) <= {"EPERM", "ENOSYS"}, got
+thread = threading.Thread(target=print, args=("threads still work",))
+thread.start()
+thread.join()
+assert subprocess.run([sys.executable, "-c", "pass"]).returncode == 0
+""", "passed", guard=False),
     "ctypes_segfault": _h("import ctypes\nctypes.string_at(0)", "crashed", guard=False),
     "proc_of_other_processes": _h("""
 import os

@@ -16,7 +16,7 @@ NONCE = bytes(range(16))
 def facts(**changes: object) -> RunFacts:
     base = RunFacts(timed_out=False, wait_status=0, wall_s=0.1, cpu_s=0.05, max_rss_kb=10_000, evidence=NONCE,
                     nonce=NONCE, cpu_limit_s=10, oom_kills=0, output=b"hi", output_bytes=2,
-                    isolation="namespaces", network_isolated=True, cgroup=True)
+                    isolation="namespaces", network_isolated=True, cgroup=True, seccomp=True)
     return dataclasses.replace(base, **changes)
 
 
@@ -108,3 +108,40 @@ def test_limits_rlimits_and_tmpfs() -> None:
     assert limits.wall_s == 2.0 and isinstance(limits.wall_s, float)
     assert limits.tmpfs_options() == "size=16m,nr_inodes=1024,mode=0700"
     assert Limits(tmpfs_mb=100).tmpfs_options() == "size=100m,nr_inodes=6400,mode=0700"
+
+
+def run_bpf(program: list[tuple[int, int, int, int]], nr: int, arch: int, arg0: int = 0) -> int:
+    """A classic-BPF interpreter for the few instructions the filter uses (an independent reference)."""
+    data, pc, acc = {0: nr, 4: arch, 16: arg0}, 0, 0
+    while True:
+        code, jt, jf, k = program[pc]
+        if code == 0x20:
+            acc, pc = data[k], pc + 1
+        elif code in (0x15, 0x35, 0x45):
+            taken = {0x15: acc == k, 0x35: acc >= k, 0x45: bool(acc & k)}[code]
+            pc += 1 + (jt if taken else jf)
+        else:
+            assert code == 0x06
+            return k
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_seccomp_filter_semantics(machine: str) -> None:
+    from covbench.sandbox import _linux
+
+    program = _linux.seccomp_program(machine)
+    arch, clone, clone3, denied = _linux._ARCH[machine]
+    allow, eperm, enosys = 0x7FFF0000, 0x50001, 0x50026
+    assert len(program) < 256 and all(jt < 256 and jf < 256 for _, jt, jf, _ in program)
+    for number in denied.values():
+        assert run_bpf(program, number, arch) == eperm
+    assert run_bpf(program, clone3, arch) == enosys
+    assert run_bpf(program, clone, arch, arg0=0x11) == allow                   # fork: SIGCHLD only
+    assert run_bpf(program, clone, arch, arg0=0x3D0F00) == allow               # a thread
+    for flag in (0x10000000, 0x20000000, 0x40000000, 0x00020000, 0x08000000, 0x04000000, 0x02000000):
+        assert run_bpf(program, clone, arch, arg0=0x11 | flag) == eperm        # any new namespace
+    allowed = set(range(0, 460)) - set(denied.values()) - {clone, clone3}
+    assert {run_bpf(program, nr, arch) for nr in allowed} == {allow}
+    assert run_bpf(program, 0, 0x40000003) == eperm                            # i386 on x86_64
+    assert (run_bpf(program, 0x40000000 + 1, arch) == eperm) == (machine == "x86_64")   # x32
+    assert _linux.seccomp_program("mips") is None
