@@ -239,8 +239,8 @@ def run_many(sources: Sequence[str], limits: Limits = DEFAULT_LIMITS, workers: i
     for source, head in zip(sources, heads):
         _check_source(source, head)
     count = len(os.sched_getaffinity(0)) if workers is None else workers
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(f"run_many: workers must be a positive integer, got {count!r}")
+    if not isinstance(count, int) or not 1 <= count <= slots.SLOT_COUNT:
+        raise ValueError(f"run_many: workers must be an integer in [1, {slots.SLOT_COUNT}], got {count!r}")
     mode = resolve_isolation(isolation)
     with ThreadPoolExecutor(max_workers=count, thread_name_prefix="covbench-sandbox") as pool:
         return list(pool.map(lambda job: _run(job[0], limits, mode, guard, job[1]), zip(sources, heads)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from sandbox_guard import guarded, host_processes_of_slot_uids, tools_available
+from sandbox_guard import guarded, host_processes_of_free_slots, tools_available
 
 
 def _root_namespaces() -> bool:
@@ -23,6 +23,6 @@ needs_root_namespaces = pytest.mark.skipif(
 
 @pytest.fixture
 def run_guarded():
-    """``guarded(...)``, then check that no process of a sandbox slot uid is left on the machine."""
+    """``guarded(...)``, then check that no process of a free sandbox slot's uid is left on the machine."""
     yield guarded
-    assert host_processes_of_slot_uids() == []
+    assert host_processes_of_free_slots() == []

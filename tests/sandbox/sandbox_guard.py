@@ -162,18 +162,33 @@ def guarded(source: str, limits: Limits | None = None, *, isolation: str = "name
     return Guarded(Verdict(**report["verdict"]), report["canaries_alive"], report["leftover"])
 
 
-def host_processes_of_slot_uids() -> list[tuple[int, int]]:
-    """(pid, uid) of every process on the machine owned by a sandbox slot uid (there must be none)."""
-    low, high = sandbox_slots.UID_BASE, sandbox_slots.UID_BASE + sandbox_slots.SLOT_COUNT
-    found = []
+def host_processes_of_free_slots() -> list[tuple[int, int]]:
+    """(pid, uid) of every process on the machine owned by the uid of a slot nobody holds (there must be
+    none: a slot's processes end before its lock is released). Slots held by concurrent runs, such as
+    other pytest-xdist workers, are skipped."""
+    import fcntl
+
+    owners: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                uid = os.stat(f"/proc/{entry}").st_uid
+                owners[int(entry)] = os.stat(f"/proc/{entry}").st_uid
             except OSError:
                 continue
-            if low <= uid < high:
-                found.append((int(entry), uid))
+    found = []
+    for index in range(sandbox_slots.SLOT_COUNT):
+        uid = sandbox_slots.UID_BASE + index
+        pids = [pid for pid, owner in owners.items() if owner == uid]
+        if not pids:
+            continue
+        fd = os.open(f"{sandbox_slots.LOCK_DIR}/slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue                      # in use right now by another run
+        finally:
+            os.close(fd)
+        found += [(pid, uid) for pid in pids if os.path.exists(f"/proc/{pid}")]
     return found
 
 

@@ -137,3 +137,31 @@ def test_rlimits_mode_guard_is_all_that_stops_kill_minus_one(run_guarded) -> Non
     guarded_report = run_guarded(kill, QUICK, isolation="rlimits", as_uid=TEST_UID)
     assert guarded_report.verdict.status == "failed" and "not allowed" in guarded_report.verdict.reason
     no_leftovers(guarded_report)
+
+
+FORK_COUNT = """
+import os, time
+n = 0
+while True:
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        print(n, exc.errno)
+        break
+    if pid == 0:
+        time.sleep(5)
+        os._exit(0)
+    n += 1
+"""
+
+
+@pytest.mark.parametrize(("isolation", "as_uid"), [("namespaces", None), ("uid", None), ("userns", TEST_UID),
+                                                   ("rlimits", TEST_UID)])
+def test_process_limit_holds_in_every_mode(isolation: str, as_uid: int | None, run_guarded) -> None:
+    """RLIMIT_NPROC counts the run's own tasks: a slot uid, a user namespace, or (rlimits) all of the
+    user's tasks with the limit raised by what the user had at launch."""
+    report = run_guarded(FORK_COUNT, Limits(wall_s=5.0, nproc=10), isolation=isolation, as_uid=as_uid)
+    assert report.verdict.passed, report.verdict
+    children, error = map(int, report.verdict.output.split())
+    assert 5 <= children < 10 and error == 11          # EAGAIN
+    no_leftovers(report)
