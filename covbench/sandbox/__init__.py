@@ -5,16 +5,10 @@
 'passed'
 """
 
-from covbench.sandbox.client import (
-    SandboxError,
-    SandboxWarning,
-    available_modes,
-    resolve_isolation,
-    run_many,
-    run_program,
-    shutdown,
-)
+from covbench.sandbox.client import resolve_isolation, run_many, run_program
 from covbench.sandbox.humaneval import check_humaneval, check_humaneval_many, humaneval_program
+from covbench.sandbox.isolation import SandboxWarning, available_modes
+from covbench.sandbox.launcher import SandboxError, shutdown
 from covbench.sandbox.limits import Limits
 from covbench.sandbox.verdict import STATUSES, Isolation, Status, Verdict
 

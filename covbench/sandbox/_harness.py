@@ -252,7 +252,7 @@ def _forget_launcher() -> None:
     """Delete the launcher's modules so the program cannot import them from ``sys.modules``."""
     for name in list(sys.modules):
         top = name.partition(".")[0]
-        if top in ("ctypes", "_ctypes", "_linux", "_zygote", "_harness") or top in _DENY_MODULES:
+        if top in ("ctypes", "_ctypes", "_linux", "_rootfs", "_zygote", "_harness") or top in _DENY_MODULES:
             module = sys.modules.pop(name)
             if top not in ("_ctypes", "_harness"):
                 vars(module).clear()

@@ -184,6 +184,8 @@ def seccomp_program(machine: str) -> list[tuple[int, int, int, int]] | None:
         program.append((jeq, eperm - (8 + i), 0, number))
     program += [(ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | _EPERM), (ret, 0, 0, _RET_ERRNO | _ENOSYS),
                 (ld, 0, 0, 16), (jset, 1, 0, _NS_FLAGS), (ret, 0, 0, _RET_ALLOW), (ret, 0, 0, _RET_ERRNO | _EPERM)]
+    assert program[allow][3] == _RET_ALLOW and program[enosys][3] == _RET_ERRNO | _ENOSYS   # the layout
+    assert program[clone_check] == (ld, 0, 0, 16)
     return program
 
 

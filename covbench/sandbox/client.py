@@ -1,31 +1,28 @@
-"""The parent's side: start the launcher, hand it each program, collect and classify what comes back.
+"""The parent's side: hand each program to the launcher, collect and classify what comes back.
 
 ``run_program(source, limits)`` runs one program; ``run_many(sources, limits, workers)`` runs many, as
 many at a time as there are cores (a thread per running sandbox; each one only waits on pipes). One
 launcher process (``_zygote.py``) per covbench process forks every session, so a run costs a few forks
-and mounts instead of an interpreter start-up (``docs/sandbox.md`` §"Process tree", §"Overhead").
+and system calls instead of an interpreter start-up (``docs/sandbox.md`` §"Process tree", §"Overhead").
 """
 
 from __future__ import annotations
 
-import functools
 import marshal
 import os
 import select
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from covbench.sandbox import cgroups, slots
+from covbench.sandbox.fsplan import run_fs
+from covbench.sandbox.isolation import MODES, NS_MODES, available_modes, warn, world_readable
+from covbench.sandbox.launcher import SandboxError, launcher
 from covbench.sandbox.limits import DEFAULT_LIMITS, Limits
 from covbench.sandbox.verdict import Isolation, RunFacts, Verdict, classify
 
@@ -33,136 +30,7 @@ NONCE_BYTES = 16
 REQUEST_MAX = 1 << 17      # a config up to this size travels with the request (as _zygote.REQUEST_MAX)
 STARTUP_GRACE_S = 10.0    # the parent's backstop: wall_s + this, then SIGKILL to the session
 KILL_GRACE_S = 10.0
-_LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_zygote.py")
-_PYTHON = os.path.realpath(sys.executable)     # the base interpreter (a venv's python links to it)
-_LAUNCHER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
-_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
-NS_MODES: tuple[Isolation, ...] = ("namespaces", "userns")
-MODES: tuple[Isolation, ...] = ("namespaces", "userns", "uid", "rlimits")
-
-
-class SandboxError(RuntimeError):
-    """The sandbox itself failed (not the program): a launcher that will not start, a refused mode."""
-
-
-class SandboxWarning(UserWarning):
-    """The sandbox runs with less isolation than the namespace modes (``docs/sandbox.md`` §"Modes")."""
-
-
-# ----------------------------------------------------------------------------------------------- launcher
-
-
-class _Launcher:
-    """The zygote process and the socket to it (one request at a time)."""
-
-    def __init__(self) -> None:
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            self.proc = subprocess.Popen(
-                [_PYTHON, "-I", "-S", "-B", _LAUNCHER, str(child.fileno())], pass_fds=[child.fileno()],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=_LAUNCHER_ENV, cwd="/",
-                start_new_session=True)
-        finally:
-            child.close()
-        parent.settimeout(60)
-        try:
-            hello = parent.recv(4096)
-        except OSError as exc:
-            raise SandboxError(f"{_LAUNCHER}: the launcher did not answer ({exc})") from None
-        if not hello:
-            raise SandboxError(f"{_LAUNCHER}: the launcher exited at start (status {self.proc.wait()})")
-        self.hello: dict = marshal.loads(hello)
-        try:
-            parent.send(marshal.dumps(_plan()))
-            self.template = parent.recv(4096).decode(errors="replace")
-        except OSError as exc:
-            raise SandboxError(f"{_LAUNCHER}: the launcher did not answer ({exc})") from None
-        parent.settimeout(None)
-        self.sock = parent
-        self.owner = os.getpid()
-        self.lock = threading.Lock()
-
-    def alive(self) -> bool:
-        return self.owner == os.getpid() and self.proc.poll() is None
-
-    def launch(self, request: bytes, fds: list[int]) -> int:
-        """Fork a session with this request and these four descriptors; return a pidfd of it."""
-        with self.lock:
-            try:
-                socket.send_fds(self.sock, [request], fds)
-                msg, got, _, _ = socket.recv_fds(self.sock, 256, 1)
-            except OSError as exc:
-                raise SandboxError(f"{_LAUNCHER}: the launcher is gone ({exc})") from None
-        if msg != b"ok" or len(got) != 1:
-            for fd in got:
-                os.close(fd)
-            raise SandboxError(f"{_LAUNCHER}: {msg.decode(errors='replace') or 'no answer'}")
-        return got[0]
-
-    def close(self) -> None:
-        self.sock.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-_LAUNCHER_LOCK = threading.Lock()
-_LAUNCHERS: list[_Launcher] = []
-
-
-def _launcher() -> _Launcher:
-    with _LAUNCHER_LOCK:
-        if not _LAUNCHERS or not _LAUNCHERS[-1].alive():
-            _LAUNCHERS[:] = [_Launcher()]
-        return _LAUNCHERS[-1]
-
-
-def shutdown() -> None:
-    """Stop this process's launcher (it also stops by itself when this process exits)."""
-    with _LAUNCHER_LOCK:
-        for launcher in _LAUNCHERS:
-            if launcher.owner == os.getpid():
-                launcher.close()
-        _LAUNCHERS.clear()
-
-
-# ---------------------------------------------------------------------------------------------- isolation
-
 _RESOLVED: dict[str, Isolation] = {}
-_WARNED: set[str] = set()
-_WARNINGS = {
-    "uid": "no namespaces available: programs run as a dedicated unprivileged uid with resource limits, "
-           "but they share the network and see the host's world-readable files",
-    "rlimits": "no namespaces and not root: programs run as YOUR user with resource limits only; they "
-               "share the network, see your files and could signal your processes (a Python-level guard "
-               "only raises the bar). Run as root or enable user namespaces",
-    "no-cgroup": "no writable cgroup: memory and process limits apply per process, not per run",
-    "private-stdlib": "the interpreter's standard library is not readable by other users, so programs in "
-                      "the 'uid' mode can import only the modules the launcher preloaded",
-}
-
-
-def _warn(key: str) -> None:
-    if key not in _WARNED:
-        _WARNED.add(key)
-        warnings.warn(SandboxWarning(f"covbench sandbox: {_WARNINGS[key]} (docs/sandbox.md)"), stacklevel=3)
-
-
-def available_modes() -> list[Isolation]:
-    """The modes this machine and user allow, strongest first."""
-    hello = _launcher().hello
-    root = hello["euid"] == 0
-    modes: list[Isolation] = []
-    if root and hello["ns"] and _launcher().template == "ok":
-        modes.append("namespaces")
-    if hello["userns"] and not root:
-        modes.append("userns")
-    if root:
-        modes.append("uid")       # root never runs a program as root: no "rlimits" for root
-    else:
-        modes.append("rlimits")
-    return modes
 
 
 def resolve_isolation(requested: str = "auto") -> Isolation:
@@ -179,24 +47,13 @@ def resolve_isolation(requested: str = "auto") -> Isolation:
     else:
         chosen = _first_working(modes)
     if chosen in ("uid", "rlimits"):
-        _warn(chosen)
-    if chosen == "uid" and not _world_readable(os.path.dirname(os.__file__)):
-        _warn("private-stdlib")
+        warn(chosen)
+    if chosen == "uid" and not world_readable(os.path.dirname(os.__file__)):
+        warn("private-stdlib")
     if chosen in ("namespaces", "uid") and cgroups.layout() is None:
-        _warn("no-cgroup")
+        warn("no-cgroup")
     _RESOLVED[requested] = chosen
     return chosen
-
-
-def _world_readable(folder: str) -> bool:
-    """Whether any user can read ``folder`` (every ancestor searchable, the folder readable)."""
-    path = os.path.realpath(folder)
-    parts = path.split("/")
-    for depth in range(1, len(parts) + 1):
-        mode = os.stat("/".join(parts[:depth]) or "/").st_mode
-        if mode & 0o001 == 0 or (depth == len(parts) and mode & 0o004 == 0):
-            return False
-    return True
 
 
 def _first_working(modes: list[Isolation]) -> Isolation:
@@ -287,7 +144,7 @@ def _cgroup(slot: slots.Slot, limits: Limits) -> cgroups.RunCgroup | None:
     try:
         return cgroups.for_slot(slot.index, (limits.memory_mb + limits.tmpfs_mb) << 20, limits.nproc + 2)
     except OSError:
-        _warn("no-cgroup")
+        warn("no-cgroup")
         return None
 
 
@@ -317,54 +174,11 @@ def _config(source: str, limits: Limits, mode: Isolation, guard: bool, slot: slo
         "cgroup_join": cgroup.join_files if cgroup else [],
         "wall_s": limits.wall_s,
         "rlimits": limits.rlimits(_user_tasks() if mode == "rlimits" else 0),
-        "fs": _fs(mode, slot, limits),
+        "fs": run_fs(mode, slot, limits),
         "workdir": home,
         "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home, "LANG": "C.UTF-8"},
         "guard": guard, "host_visible": mode not in NS_MODES, "source": source,
     }
-
-
-@functools.cache
-def _static_fs() -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """Read-only binds (system libraries, the interpreter's prefix) and top-level symlinks to recreate."""
-    binds: list[str] = []
-    links: list[tuple[str, str]] = []
-    for top in ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
-        if os.path.islink(top):
-            links.append((top, os.readlink(top)))
-        elif os.path.isdir(top):
-            binds.append(top)
-    prefix = os.path.dirname(os.path.dirname(_PYTHON))
-    for folder in sorted({os.path.realpath(sys.base_prefix), os.path.realpath(sys.base_exec_prefix), prefix}):
-        if not any(folder == b or folder.startswith(b + "/") for b in binds):
-            binds.append(folder)
-    if os.path.isfile("/etc/ld.so.cache"):
-        binds.append("/etc/ld.so.cache")     # the dynamic loader's index of /usr/lib/<arch>
-    if os.path.islink("/etc/localtime"):
-        links.append(("/etc/localtime", os.readlink("/etc/localtime")))
-    return tuple(binds), tuple(links)
-
-
-@functools.cache
-def _plan() -> dict:
-    """The sandbox's root file system (``docs/sandbox.md`` §"File system"); root mode builds it once."""
-    binds, links = _static_fs()
-    users = "".join(f"sandbox{i}:x:{slots.UID_BASE + i}:{slots.UID_BASE + i}:sandbox:/tmp:/usr/sbin/nologin\n"
-                    for i in range(slots.SLOT_COUNT))
-    groups = "".join(f"sandbox{i}:x:{slots.UID_BASE + i}:\n" for i in range(slots.SLOT_COUNT))
-    return {"template": f"{slots.LOCK_DIR}/root", "ro_binds": list(binds), "symlinks": list(links),
-            "devices": [(d, os.stat(d).st_rdev) for d in _DEVICES if os.path.exists(d)],
-            "files": [("/etc/passwd", "root:x:0:0:root:/root:/usr/sbin/nologin\n" + users),
-                      ("/etc/group", "root:x:0:\n" + groups), ("/etc/hostname", "sandbox\n")]}
-
-
-def _fs(mode: Isolation, slot: slots.Slot, limits: Limits) -> dict | None:
-    """Per-run file-system settings: the zygote's template (root) or a root built in the run (userns)."""
-    if mode == "namespaces":
-        return {"template": True, "tmpfs": f"{limits.tmpfs_options()},uid={slot.uid},gid={slot.gid}"}
-    if mode == "userns":
-        return {**_plan(), "template": False, "root": "/tmp", "tmpfs": limits.tmpfs_options()}
-    return None
 
 
 def _user_tasks() -> int:
@@ -395,7 +209,7 @@ def _launch(cfg: dict, slot_index: int, nonce: bytes, limits: Limits) -> _Collec
             os.close(ctl_w)
             ctl_w = -1
         try:
-            pidfd = _launcher().launch(request, [ctl_r, out_w, ev_w, st_w])
+            pidfd = launcher().launch(request, [ctl_r, out_w, ev_w, st_w])
         finally:
             for fd in (ctl_r, out_w, ev_w, st_w):
                 os.close(fd)

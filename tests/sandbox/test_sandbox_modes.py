@@ -11,7 +11,7 @@ from hostile_programs import ENDLESS, HOSTILE
 from sandbox_guard import TEST_UID
 
 from conftest import needs_root_namespaces
-from covbench.sandbox import Limits, SandboxWarning, client
+from covbench.sandbox import Limits, SandboxWarning, client, isolation
 
 pytestmark = [needs_root_namespaces, pytest.mark.slow]
 QUICK = Limits(wall_s=3.0, cpu_s=3.0)
@@ -29,7 +29,7 @@ def no_leftovers(report) -> None:
 
 
 def test_uid_mode_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client, "_WARNED", set())
+    monkeypatch.setattr(isolation, "_WARNED", set())
     monkeypatch.setattr(client, "_RESOLVED", {})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
