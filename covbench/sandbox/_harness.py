@@ -116,9 +116,10 @@ def _arm(trusted_prefixes: tuple[str, ...], guard: bool, host_visible: bool, wor
         elif event == "open":
             name = _plain(args[0])
             if name is not None and name.endswith(".pyc"):
-                if not name.startswith(trusted_prefixes):
+                real = realpath(name)            # no "..", no symlink out of the read-only tree
+                if not real.startswith(trusted_prefixes):
                     deny(f"loading bytecode from {name}")
-                state["pyc"] = name
+                state["pyc"] = real
             elif host_visible:
                 mode, flags = args[1], args[2]
                 writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
@@ -126,8 +127,10 @@ def _arm(trusted_prefixes: tuple[str, ...], guard: bool, host_visible: bool, wor
                 if writes and outside(args[0]):
                     deny(f"writing {name!r} outside the working directory")
         elif event == "marshal.loads":
-            path, state["pyc"] = state["pyc"], None
-            if path is None or read_file(path)[16:] != bytes(args[0]):
+            path = state["pyc"]
+            body = read_file(path)[16:] if path is not None else None
+            state["pyc"] = None
+            if body is None or body != bytes(args[0]):
                 deny("marshal.loads of anything but the standard library's bytecode")
         elif host_visible:
             if event in _HOST_DENY_EVENTS:

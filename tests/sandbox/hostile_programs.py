@@ -220,6 +220,23 @@ os._exit(0)
     "gc_search_for_the_hook": _h("import gc\ngc.get_objects()", "failed"),
     "ctypes_guarded": _h("import ctypes\nctypes.CDLL(None).kill(-1, 9)", "failed"),
     "marshal_crafted_code": _h("import marshal\nmarshal.loads(b'\\xe3' + b'\\x00' * 64)", "failed"),
+    "planted_bytecode": _h("""
+import importlib.machinery, importlib.util, marshal, os, sys
+code = compile("raise SystemExit(0)", "evil", "exec")       # would end the run with status 0
+with open("evil.bin", "wb") as out:
+    out.write(importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code))
+os.rename("evil.bin", "evil.pyc")
+sneaky = os.path.dirname(os.__file__) + "/../../../../../../../tmp/evil.pyc"   # looks trusted
+sys.path.insert(0, "/tmp")
+denials = 0
+for attempt in (lambda: __import__("evil"),
+                lambda: importlib.machinery.SourcelessFileLoader("evil2", sneaky).load_module()):
+    try:
+        attempt()
+    except RuntimeError:
+        denials += 1
+assert denials == 2, denials
+""", "passed"),
     "code_replace": _h("def f():\n    pass\nf.__code__ = f.__code__.replace(co_consts=(1,))", "failed"),
     # ---------------------------------------------------------------- other processes and privileges
     "kill_parent": _h("""
