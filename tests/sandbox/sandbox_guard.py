@@ -24,6 +24,8 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from covbench.sandbox import Limits, Verdict
 from covbench.sandbox import slots as sandbox_slots
 
@@ -194,3 +196,16 @@ def host_processes_of_free_slots() -> list[tuple[int, int]]:
 
 def tools_available() -> bool:
     return all(shutil.which(tool) for tool in ("timeout", "unshare", "setpriv", "sleep"))
+
+
+def _root_namespaces() -> bool:
+    if os.geteuid() != 0 or not tools_available():
+        return False
+    from covbench.sandbox import available_modes
+
+    return "namespaces" in available_modes()
+
+
+needs_root_namespaces = pytest.mark.skipif(
+    not _root_namespaces(),
+    reason="needs root with namespaces and util-linux unshare/setpriv (the project's CI has them)")

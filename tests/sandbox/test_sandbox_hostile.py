@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from hostile_programs import HOSTILE
+from sandbox_guard import needs_root_namespaces
 
-from conftest import needs_root_namespaces
 from covbench.sandbox import Limits
 
 pytestmark = [needs_root_namespaces, pytest.mark.slow]

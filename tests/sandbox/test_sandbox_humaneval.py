@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from humaneval_peer import ACTIVE_LINE, MUTATIONS, enable_exec, normalize, peer
+from sandbox_guard import needs_root_namespaces
 
-from conftest import needs_root_namespaces
 from covbench.sandbox import Limits, check_humaneval, check_humaneval_many
 from covbench.sandbox.humaneval import humaneval_program, load_problems
 

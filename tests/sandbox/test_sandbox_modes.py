@@ -8,9 +8,8 @@ import warnings
 
 import pytest
 from hostile_programs import ENDLESS, HOSTILE
-from sandbox_guard import TEST_UID
+from sandbox_guard import TEST_UID, needs_root_namespaces
 
-from conftest import needs_root_namespaces
 from covbench.sandbox import Limits, SandboxWarning, client, isolation
 
 pytestmark = [needs_root_namespaces, pytest.mark.slow]

@@ -6,8 +6,8 @@ import os
 import socket
 
 import pytest
+from sandbox_guard import needs_root_namespaces
 
-from conftest import needs_root_namespaces
 from covbench.sandbox import Limits, SandboxError, resolve_isolation, run_many, run_program
 
 pytestmark = needs_root_namespaces
