@@ -8,7 +8,7 @@ the fixed cost of one run. The last test prints both ratios (covbench / human-ev
 of each; < 1 means covbench is faster). On a shared machine the load moves: run it more than once.
 
 Run: ``pytest tests/bench/test_bench_sandbox.py -q -p no:randomly -s`` (needs root with namespaces,
-like the sandbox's tests). ``COVBENCH_BENCH_ROUNDS`` sets the rounds (default 3).
+like the sandbox's tests). ``COVBENCH_BENCH_ROUNDS`` sets the rounds (default 2, after one warm-up).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from humaneval_peer import peer
 from covbench.sandbox import Limits, available_modes, check_humaneval_many, run_program
 from covbench.sandbox.humaneval import load_problems
 
-ROUNDS = int(os.environ.get("COVBENCH_BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("COVBENCH_BENCH_ROUNDS", "2"))
 WORKERS = 2
 TIMEOUT_S = 10.0
 EMPTY_RUNS = 40

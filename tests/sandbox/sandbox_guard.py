@@ -114,6 +114,9 @@ def _remove_tree(folder: str) -> None:
         pass
 
 
+STASH = f"/tmp/covbench-sandbox-test-python-{os.getpid()}"    # an empty mount point, removed after use
+
+
 def python_mount_script() -> str:
     """Shell lines that make the interpreter's prefix readable to another uid in a private mount
     namespace (the interpreter may live under a private home such as /root/.pyenv)."""
@@ -121,10 +124,9 @@ def python_mount_script() -> str:
     home = "/" + prefix.strip("/").split("/")[0]
     if os.stat(home).st_mode & 0o005 == 0o005:
         return ""
-    stash = f"/tmp/covbench-sandbox-test-python-{os.getpid()}"
-    os.makedirs(stash, exist_ok=True)
-    return (f"mount --bind {prefix} {stash} && mount -t tmpfs -o mode=755 tmpfs {home} && "
-            f"mkdir -p {prefix} && mount --bind {stash} {prefix} && ")
+    os.makedirs(STASH, exist_ok=True)
+    return (f"mount --bind {prefix} {STASH} && mount -t tmpfs -o mode=755 tmpfs {home} && "
+            f"mkdir -p {prefix} && mount --bind {STASH} {prefix} && ")
 
 
 def guarded(source: str, limits: Limits | None = None, *, isolation: str = "namespaces", guard: bool = True,
@@ -157,6 +159,8 @@ def guarded(source: str, limits: Limits | None = None, *, isolation: str = "name
     finally:
         for folder in dirs:
             _remove_tree(folder)
+        if os.path.isdir(STASH):
+            os.rmdir(STASH)
     if done.returncode != 0:
         tail = (done.stderr or "").strip().splitlines()[-3:]
         raise GuardError(f"guarded child failed (exit {done.returncode}): {' | '.join(tail)}")
