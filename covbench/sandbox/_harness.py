@@ -233,8 +233,8 @@ def become_program(cfg: dict) -> None:
     """Drop privileges, set the limits, enter the working directory, forget the launcher; then run."""
     import resource
 
-    if cfg["host_visible"]:
-        os.setpgid(0, 0)          # its own process group: init kills the group at the end
+    os.setsid()                   # its own session and process group (without a PID namespace, init
+                                  # kills that group at the end)
     if cfg["uid"] is not None:
         os.setgroups([])
         os.setresgid(cfg["gid"], cfg["gid"], cfg["gid"])
