@@ -57,7 +57,9 @@ def support_metrics(support_logp_ref: Sequence[float], support_logp_model: Seque
     docs = DocArrays(doc_id=[0], logp_model=[model[int(np.argmax(ref))]], logp_ref=[ref.max()],
                      n_tokens=[int(list(n_tokens)[0])], n_bytes=[int(list(n_bytes)[0]) if n_bytes else 0],
                      support_logp_ref=[ref], support_logp_model=[model], logp_correct=[log_sum_exp(model)])
-    return per_doc_values(docs, None, "known", cov_ns=tuple(cov_ns), pass_ns=tuple(pass_ns))[0]
+    values = per_doc_values(docs, None, "known", cov_ns=tuple(cov_ns), pass_ns=tuple(pass_ns))[0]
+    listed = set(metric_names("loglikelihood", cov_ns, pass_ns))  # only what the task's metric_list names
+    return {k: v for k, v in values.items() if k in listed}
 
 
 def sampled_metrics(correct: Sequence[bool], pass_ns: Iterable[float] = metrics.DEFAULT_PASS_NS

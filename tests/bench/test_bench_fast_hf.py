@@ -27,7 +27,7 @@ from covbench.backends.fast_hf import FastHFLM
 from covbench.tiny import build_tiny_gpt2
 
 TASK = "graph_fig1_sample"
-TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
+from covbench.taskmeta import TASKS_DIR  # noqa: E402
 N_SAMPLES = 32
 BATCH_SIZE = 32
 _SECONDS: dict[str, float] = {}   # backend -> fastest round, for the ratio
