@@ -35,7 +35,7 @@ from ._npmle import BinomialMixture, binomial_npmle
 
 #: Levels γ of the fuzzy quantile tests (docs/verifier-coverage.md §4). The lower bound's best
 #: certificates use small γ, the upper bound's large γ; each test costs a share of the error budget.
-SET_GAMMAS: tuple[float, ...] = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 0.95, 0.975, 0.99)
+SET_GAMMAS: tuple[float, ...] = (0.005, 0.02, 0.1, 0.3, 0.5, 0.7, 0.9, 0.98, 0.995)
 
 #: A point estimate is reported for M ≤ RESOLUTION × (weighted median n): at M = n/2 a prompt exactly
 #: at the threshold expects 2 correct samples (docs/verifier-coverage.md §7).
@@ -174,8 +174,8 @@ def _one_threshold(n: np.ndarray, c: np.ndarray, u: np.ndarray, m: float, fit: B
     # The confidence set always keeps the fitted law: a wider set, so the guarantee still holds,
     # and never an empty one.
     lo_lim, hi_lim = np.minimum(lo_lim, fitted), np.maximum(hi_lim, fitted)
-    lo, hi = coverage_range(lo_lim, hi_lim, groups, t, SET_GAMMAS)
-    bound_lo, bound_hi = coverage_range(fitted, fitted, groups, t, SET_GAMMAS)
+    lo, hi = coverage_range(lo_lim, hi_lim, groups, t, SET_GAMMAS, hint=fit.atoms)
+    bound_lo, bound_hi = coverage_range(fitted, fitted, groups, t, SET_GAMMAS, hint=fit.atoms)
     point = float(np.clip(fit.coverage(m), bound_lo, bound_hi))
     return {"point": point, "lo": min(lo, bound_lo), "hi": max(hi, bound_hi),
             "bound_lo": bound_lo, "bound_hi": bound_hi}
