@@ -26,6 +26,7 @@ from scipy import stats
 CELL_ETA = 1e-3
 _BASE_CELLS = 16  # first grid, uniform in arcsin √p (the binomial's variance-stabilising scale)
 _MAX_REFINE = 48
+_TINY = 1e-300
 
 
 @lru_cache(maxsize=4096)
@@ -74,6 +75,8 @@ def quantile_curves(n: int, t: float, gammas: tuple[float, ...], p: np.ndarray) 
     """
     k, rho = fuzzy_quantiles(n, t, gammas)
     pp = np.asarray(p, dtype=np.float64)[None, :]
+    # scipy's binomial overflows for subnormal-range p; there H differs from H(0) by < n·p < 1e-290.
+    pp = np.where(pp < _TINY, 0.0, pp)
     below = stats.binom.cdf(k[:, None] - 1, n, pp)  # 0 for k = 0
     return below + rho[:, None] * stats.binom.pmf(k[:, None], n, pp)
 

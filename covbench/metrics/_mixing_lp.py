@@ -114,11 +114,10 @@ def _lower_bound(lo_lim: np.ndarray, hi_lim: np.ndarray, shares: np.ndarray, row
     active = first
     x = None
     for _ in range(_MAX_ROUNDS):
-        res = optimize.linprog(objective, A_ub=rows.matrix[active], b_ub=target[active], bounds=bounds,
-                               method="highs", options={"presolve": False})
-        if res.status != 0 or res.x is None:
+        solved = _solve(objective, rows.matrix[active], target[active], bounds)
+        if solved is None:
             break
-        x = res.x
+        x = solved
         excess = rows.matrix @ x - target
         worst = np.argsort(-excess)[:_ADD_PER_ROUND]
         worst = worst[excess[worst] > _SLACK]
@@ -134,3 +133,12 @@ def _lower_bound(lo_lim: np.ndarray, hi_lim: np.ndarray, shares: np.ndarray, row
         mu[g] -= max(0.0, float(excess[rows.group == g].max()))
     a, b = x[:J], x[J:2 * J]
     return float(a @ lo_lim - b @ hi_lim + mu @ shares)
+
+
+def _solve(objective: np.ndarray, a_ub: np.ndarray, b_ub: np.ndarray, bounds: list) -> np.ndarray | None:
+    """HiGHS without presolve (twice as fast on these small LPs), with presolve where that fails."""
+    for options in ({"presolve": False}, {}):
+        res = optimize.linprog(objective, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method="highs", options=options)
+        if res.status == 0 and res.x is not None:
+            return res.x
+    return None
