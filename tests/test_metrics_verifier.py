@@ -16,7 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import optimize, stats
 
-from covbench.metrics import METRICS, card_for, cov_set_bounds, coverage_profile, exact_pass_at_n, verifier_coverage
+from covbench.metrics import (
+    METRICS,
+    card_for,
+    cov_set_bounds,
+    coverage_profile,
+    exact_pass_at_n,
+    verifier_coverage,
+)
 from covbench.metrics._chernoff import kl_bernoulli, mean_limits
 from covbench.metrics._mixing import CELL_ETA, cells, quantile_curves, quantile_scores
 from covbench.metrics._mixing_lp import coverage_range

@@ -4,7 +4,8 @@ Each replication draws m prompts' p from a mixing distribution, then c ~ Binomia
 runs :func:`verifier_coverage`. Over R seeded replications it reports the bias and RMSE of the point
 estimate (where reported), how often ``[lo, hi]`` covers the true Cov_M, of the sample's p and of the
 mixing distribution, and the mean widths. ``python -m covbench.metrics._verifier_sim`` prints the
-table of docs/verifier-coverage.md §9 (``--reps``, ``--seed``, ``--quick``).
+table of docs/verifier-coverage.md §9 (``--reps``, ``--seed``, ``--quick``); ``--resolution`` the
+table of §7 (the NPMLE's RMSE by M/n, which sets the resolution limit).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from scipy import stats
 
 from ._coverage import coverage_profile
+from ._npmle import binomial_npmle
 from ._verifier import cov_set_bounds, verifier_coverage
 
 
@@ -126,9 +128,9 @@ TABLE_PROMPTS = 200
 def table(reps: int, seed: int, ns: Sequence[int | tuple[int, ...]] = TABLE_NS,
           Ms: Sequence[float] = TABLE_MS) -> str:
     """The markdown table of docs/verifier-coverage.md §9."""
-    lines = ["| mixing distribution | n | M | Cov_M | identified set | point bias | point RMSE | point shown "
-             "| cover (sample) | cover (population) | mean width | mean width of [bound_lo, bound_hi] |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    header = ("| mixing distribution | n | M | Cov_M | identified set | point bias | point RMSE | point shown "
+              "| cover (sample) | cover (population) | mean width | mean width of [bound_lo, bound_hi] |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mixture in MIXTURES.values():
         for n in ns:
             for big_m in Ms:
@@ -145,6 +147,36 @@ def table(reps: int, seed: int, ns: Sequence[int | tuple[int, ...]] = TABLE_NS,
     return "\n".join(lines)
 
 
+def resolution_table(reps: int, seed: int, ns: Sequence[int] = (4, 16, 64),
+                     ratios: Sequence[float] = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0), m: int = TABLE_PROMPTS) -> str:
+    """RMSE of the NPMLE's G([0, 1/M]) (the point estimate before the resolution rule) by M/n.
+
+    Examples:
+        >>> print(resolution_table(2, 0, ns=(4,), ratios=(0.5,), m=20).splitlines()[2][:11])
+        | 4 | 0.5 |
+    """
+    names = list(MIXTURES)
+    lines = ["| n | M/n | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for n in ns:
+        for ratio in ratios:
+            big_m = n * ratio
+            if big_m < 1.0:
+                continue
+            rmse = []
+            for name in names:
+                rng = np.random.default_rng(seed)
+                err = []
+                for _ in range(reps):
+                    p = MIXTURES[name].sample(rng, m, 1.0 / big_m)
+                    sizes = np.full(m, n)
+                    fit = binomial_npmle(sizes, rng.binomial(sizes, p), np.ones(m))
+                    with np.errstate(divide="ignore"):
+                        err.append(float(fit.coverage(big_m)) - float(coverage_profile(-np.log(p), big_m)))
+                rmse.append(float(np.sqrt(np.mean(np.square(err)))))
+            lines.append(f"| {n} | {ratio:g} | " + " | ".join(f"{v:.3f}" for v in rmse) + " |")
+    return "\n".join(lines)
+
+
 def _fmt(value: float, signed: bool = False) -> str:
     if not math.isfinite(value):
         return "—"
@@ -156,10 +188,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="n = 4 and 16, M = 8 only")
+    parser.add_argument("--resolution", action="store_true",
+                        help="the NPMLE's RMSE by M/n instead (docs/verifier-coverage.md §7)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    shape = {"ns": (4, 16), "Ms": (8.0,)} if args.quick else {}
-    print(table(args.reps, args.seed, **shape))
+    if args.resolution:
+        print(resolution_table(args.reps, args.seed))
+    else:
+        shape = {"ns": (4, 16), "Ms": (8.0,)} if args.quick else {}
+        print(table(args.reps, args.seed, **shape))
     print(f"\n{args.reps} replications of m = {TABLE_PROMPTS} prompts per row, 95% intervals, seed "
           f"{args.seed}; {time.perf_counter() - start:.0f} s")
 
