@@ -79,7 +79,7 @@ def verifier_coverage(n: object, c: object, Ms: object, *, level: float = 0.95,
         >>> c = np.tile([0, 0, 1, 4, 8, 12, 16, 16], 25)  # a quarter of the prompts never solved
         >>> r = verifier_coverage(n, c, [1, 4, 16, 1024])
         >>> r.resolved.tolist(), r.point.round(3).tolist()
-        ([True, True, False, False], [1.0, 0.354, nan, nan])
+        ([True, True, False, False], [1.0, 0.367, nan, nan])
         >>> bool(np.all(r.lo <= r.bound_lo)), bool(np.all(r.bound_hi <= r.hi))
         (True, True)
         >>> r.lo.round(2).tolist(), r.hi.round(2).tolist()   # past M = n/2: an interval, no point
