@@ -89,33 +89,21 @@ def verifier_coverage(n: object, c: object, Ms: object, *, level: float = 0.95,
     if not 0.0 < level < 1.0:
         raise ValueError(f"{where}: level must be in (0, 1), got {level!r}")
     m_thr = as_thresholds(Ms, where, "Ms")
-    n_arr, c_arr = _counts(n, "n", where), _counts(c, "c", where)
-    _same_shape(n_arr, c_arr, "c", where)
-    bad = np.flatnonzero(c_arr > n_arr)
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(f"{where}: c[{i}] = {int(c_arr[i])} > n[{i}] = {int(n_arr[i])}")
-    live, u = _live_weights(weights, n_arr.size, where)
-    n_arr, c_arr = n_arr[live], c_arr[live]
-    flat = m_thr.reshape(-1)
-    out = {key: np.full(flat.shape, np.nan) for key in ("point", "lo", "hi", "bound_lo", "bound_hi")}
-    resolved = np.zeros(flat.shape, dtype=bool)
+    n_arr, c_arr, u = _verdicts(n, c, weights, where)
+    flat = m_thr.reshape(-1).tolist()
+    values = np.full((5, len(flat)), np.nan)  # point, lo, hi, bound_lo, bound_hi
+    resolved = np.zeros(len(flat), dtype=bool)
     if u.size:
         fit = binomial_npmle(n_arr, c_arr, u)
         groups = _groups(n_arr, u)
         kappa = float(np.log(2 * len(SET_GAMMAS) / (1.0 - level)))  # union bound: 2 limits per test
-        m_eff = 1.0 / float(u.max())
         n_typical = _weighted_median(n_arr, u)
-        for i, m in enumerate(flat.tolist()):
+        for i, m in enumerate(flat):
+            values[:, i] = _one_threshold(n_arr, c_arr, u, m, fit, groups, kappa)
             resolved[i] = m == 1.0 or m <= RESOLUTION * n_typical
-            values = _one_threshold(n_arr, c_arr, u, m, fit, groups, kappa, m_eff)
-            for key, value in values.items():
-                out[key][i] = value
-            if not resolved[i]:
-                out["point"][i] = np.nan
-    shape = m_thr.shape
-    return VerifierCoverage(m_thr, *(out[k].reshape(shape) for k in ("point", "lo", "hi", "bound_lo", "bound_hi")),
-                            resolved.reshape(shape), float(level))
+        values[0, ~resolved] = np.nan
+    point, lo, hi, bound_lo, bound_hi = (v.reshape(m_thr.shape) for v in values)
+    return VerifierCoverage(m_thr, point, lo, hi, bound_lo, bound_hi, resolved.reshape(m_thr.shape), float(level))
 
 
 def cov_set_bounds(n: object, p: object, Ms: object, weights: object = None) -> tuple[np.ndarray, np.ndarray]:
@@ -162,23 +150,34 @@ def cov_set_bounds(n: object, p: object, Ms: object, weights: object = None) -> 
 
 
 def _one_threshold(n: np.ndarray, c: np.ndarray, u: np.ndarray, m: float, fit: BinomialMixture,
-                   groups: list[tuple[int, float]], kappa: float, m_eff: float) -> dict[str, float]:
-    """Interval, identified set of the fitted law, and the NPMLE value at one threshold M."""
+                   groups: list[tuple[int, float]], kappa: float) -> tuple[float, float, float, float, float]:
+    """``(point, lo, hi, bound_lo, bound_hi)`` at one threshold M (docs/verifier-coverage.md §4–6)."""
     if m == 1.0:
-        return dict.fromkeys(("point", "lo", "hi", "bound_lo", "bound_hi"), 1.0)
+        return 1.0, 1.0, 1.0, 1.0, 1.0
     t = 1.0 / m
     observed = quantile_scores(n, c, t, SET_GAMMAS) @ u
     fitted = sum(share * fit.expect(lambda p, size=size: quantile_curves(size, t, SET_GAMMAS, p))
                  for size, share in groups)
-    lo_lim, hi_lim = mean_limits(observed, m_eff, kappa)
+    lo_lim, hi_lim = mean_limits(observed, 1.0 / float(u.max()), kappa)
     # The confidence set always keeps the fitted law: a wider set, so the guarantee still holds,
     # and never an empty one.
     lo_lim, hi_lim = np.minimum(lo_lim, fitted), np.maximum(hi_lim, fitted)
     lo, hi = coverage_range(lo_lim, hi_lim, groups, t, SET_GAMMAS, hint=fit.atoms)
     bound_lo, bound_hi = coverage_range(fitted, fitted, groups, t, SET_GAMMAS, hint=fit.atoms)
     point = float(np.clip(fit.coverage(m), bound_lo, bound_hi))
-    return {"point": point, "lo": min(lo, bound_lo), "hi": max(hi, bound_hi),
-            "bound_lo": bound_lo, "bound_hi": bound_hi}
+    return point, min(lo, bound_lo), max(hi, bound_hi), bound_lo, bound_hi
+
+
+def _verdicts(n: object, c: object, weights: object, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated counts of the prompts with positive weight, and their weights normalised to sum 1."""
+    n_arr, c_arr = _counts(n, "n", where), _counts(c, "c", where)
+    _same_shape(n_arr, c_arr, "c", where)
+    bad = np.flatnonzero(c_arr > n_arr)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{where}: c[{i}] = {int(c_arr[i])} > n[{i}] = {int(n_arr[i])}")
+    live, u = _live_weights(weights, n_arr.size, where)
+    return n_arr[live], c_arr[live], u
 
 
 def _live_weights(weights: object, size: int, where: str) -> tuple[np.ndarray, np.ndarray]:
