@@ -350,3 +350,21 @@ def test_the_metric_card():
     card = METRICS["cov_set"]
     assert card_for("cov_set@16") is card and not card.higher_is_better and card.range == (0.0, 1.0)
     assert "1/M" in card.formula and "verifier-coverage.md" in card.card
+
+
+def test_bootstrap_stderr_of_the_point():
+    """B paired resamples of the prompts: the spread of the refitted NPMLE, about the binomial sd
+    sqrt(Cov (1 − Cov) / m) of a share when the identified set is narrow (spike + bulk, n = 32, M = 8)."""
+    rng = np.random.default_rng(3)
+    p = np.where(rng.random(200) < 0.3, 0.0, rng.beta(4.0, 2.0, 200))
+    n = np.full(200, 32)
+    c = rng.binomial(n, p)
+    r = verifier_coverage(n, c, [8.0, 64.0], B=200, seed=0)
+    assert 0.5 < r.stderr[0] / np.sqrt(0.3 * 0.7 / 200) < 2.0 and np.isnan(r.stderr[1])  # M = 64 > n/2
+    again = verifier_coverage(n, c, [8.0, 64.0], B=200, seed=0)
+    np.testing.assert_array_equal(again.stderr, r.stderr)
+    plain = verifier_coverage(n, c, [8.0, 64.0])
+    assert np.isnan(plain.stderr).all()
+    np.testing.assert_array_equal(plain.lo, r.lo)  # the interval does not depend on B or seed
+    with pytest.raises(ValueError, match="B must be"):
+        verifier_coverage(n, c, [8.0], B=-1)

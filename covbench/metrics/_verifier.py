@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._bootstrap import bootstrap_indices
 from ._chernoff import mean_limits
 from ._inputs import as_1d, as_thresholds, as_weights
 from ._mixing import quantile_curves, quantile_scores
@@ -46,7 +47,8 @@ RESOLUTION = 0.5
 class VerifierCoverage:
     """Cov_M of the correct set per threshold M; arrays shaped like ``Ms``; NaN means missing.
 
-    ``lo ≤ bound_lo ≤ point ≤ bound_hi ≤ hi`` wherever ``point`` is reported.
+    ``lo ≤ bound_lo ≤ point ≤ bound_hi ≤ hi`` wherever ``point`` is reported. ``stderr`` is the
+    bootstrap spread of ``point`` over resampled prompts (NaN unless ``B`` ≥ 2 and ``point`` is shown).
     """
 
     Ms: np.ndarray
@@ -56,11 +58,12 @@ class VerifierCoverage:
     bound_lo: np.ndarray
     bound_hi: np.ndarray
     resolved: np.ndarray
+    stderr: np.ndarray
     level: float
 
 
-def verifier_coverage(n: object, c: object, Ms: object, *, level: float = 0.95,
-                      weights: object = None) -> VerifierCoverage:
+def verifier_coverage(n: object, c: object, Ms: object, *, level: float = 0.95, weights: object = None,
+                      B: int = 0, seed: int = 0) -> VerifierCoverage:
     """Cov_M = P_x[π̂(S_x|x) ≤ 1/M] from ``c`` correct out of ``n`` sampled verdicts per prompt.
 
     Args:
@@ -69,6 +72,10 @@ def verifier_coverage(n: object, c: object, Ms: object, *, level: float = 0.95,
         Ms: thresholds M ≥ 1, any shape. M = 1 gives exactly 1 (every p ≤ 1).
         level: coverage of the interval ``[lo, hi]``, in (0, 1).
         weights: optional per-prompt weights ≥ 0 (prompts of weight 0 are dropped).
+        B, seed: resamples of the prompts (:func:`bootstrap_indices`, the paired resamples every
+            covbench bootstrap uses) for ``stderr``, the standard deviation of the refitted point
+            estimate; ``B = 0`` (default) skips it. ``[lo, hi]`` never depends on them: it is not
+            a bootstrap interval (docs/verifier-coverage.md §5).
 
     Returns:
         :class:`VerifierCoverage`; every field NaN (``resolved`` False) when there are no prompts
@@ -102,8 +109,11 @@ def verifier_coverage(n: object, c: object, Ms: object, *, level: float = 0.95,
             values[:, i] = _one_threshold(n_arr, c_arr, u, m, fit, groups, kappa)
             resolved[i] = m == 1.0 or m <= RESOLUTION * n_typical
         values[0, ~resolved] = np.nan
-    point, lo, hi, bound_lo, bound_hi = (v.reshape(m_thr.shape) for v in values)
-    return VerifierCoverage(m_thr, point, lo, hi, bound_lo, bound_hi, resolved.reshape(m_thr.shape), float(level))
+    stderr = _bootstrap_stderr(n_arr, c_arr, u, flat, B, seed)
+    stderr[~resolved] = np.nan
+    point, lo, hi, bound_lo, bound_hi, stderr = (v.reshape(m_thr.shape) for v in (*values, stderr))
+    return VerifierCoverage(m_thr, point, lo, hi, bound_lo, bound_hi, resolved.reshape(m_thr.shape), stderr,
+                            float(level))
 
 
 def cov_set_bounds(n: object, p: object, Ms: object, weights: object = None) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +176,17 @@ def _one_threshold(n: np.ndarray, c: np.ndarray, u: np.ndarray, m: float, fit: B
     bound_lo, bound_hi = coverage_range(fitted, fitted, groups, t, SET_GAMMAS, hint=fit.atoms)
     point = float(np.clip(fit.coverage(m), bound_lo, bound_hi))
     return point, min(lo, bound_lo), max(hi, bound_hi), bound_lo, bound_hi
+
+
+def _bootstrap_stderr(n: np.ndarray, c: np.ndarray, u: np.ndarray, Ms: list[float], B: int,
+                      seed: int) -> np.ndarray:
+    """Standard deviation of the NPMLE's G([0, 1/M]) over ``B`` paired resamples of the prompts."""
+    if B < 0:
+        raise ValueError(f"verifier_coverage: B must be >= 0, got {B!r}")
+    if B < 2 or u.size == 0:
+        return np.full(len(Ms), np.nan)
+    reps = np.array([binomial_npmle(n[i], c[i], u[i]).coverage(Ms) for i in bootstrap_indices(u.size, B, seed)])
+    return reps.std(axis=0, ddof=1)
 
 
 def _verdicts(n: object, c: object, weights: object, where: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -13,8 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from covbench.metrics import DEFAULT_COV_NS, verifier_coverage
-from covbench.metrics import _mixing, _mixing_lp
+from covbench.metrics import DEFAULT_COV_NS, _mixing, _mixing_lp, verifier_coverage
 
 _SECONDS: dict[str, float] = {}
 
