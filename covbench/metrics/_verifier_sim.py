@@ -194,11 +194,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     start = time.perf_counter()
     if args.resolution:
         print(resolution_table(args.reps, args.seed))
+        what = "NPMLE point estimates"
     else:
         shape = {"ns": (4, 16), "Ms": (8.0,)} if args.quick else {}
         print(table(args.reps, args.seed, **shape))
-    print(f"\n{args.reps} replications of m = {TABLE_PROMPTS} prompts per row, 95% intervals, seed "
-          f"{args.seed}; {time.perf_counter() - start:.0f} s")
+        what = "95% intervals"
+    print(f"\n{args.reps} replications of m = {TABLE_PROMPTS} prompts per row, {what}, seed {args.seed}; "
+          f"{time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
