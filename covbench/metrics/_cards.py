@@ -65,11 +65,11 @@ METRICS: dict[str, MetricCard] = {c.name: c for c in (
           "Cov_M = P_x[π̂(S_x|x) ≤ 1/M], from c correct of n sampled verdicts per prompt",
           """The share of prompts on which the model produces a correct response (one its verifier
           accepts) with probability at most 1/M: a bad tail, lower is better. Unlike Cov_N of one
-          gold string it counts every correct response, so it is meaningful for code and math. It
-          is only partially identified by n verdicts per prompt: the card's value is the NPMLE
-          point estimate, shown only where M ≤ n/2, with a finite-sample interval valid for any
+          gold string it counts every correct response, so it is meaningful for code and math. n
+          verdicts per prompt identify it only partially: the value is the NPMLE point estimate,
+          missing where M > n/2, and the interval is a finite-sample one, valid for any
           distribution of the per-prompt success probability (docs/verifier-coverage.md).
-          Applied to final-answer matches it is the answer-level coverage of paper §7.1."""),
+          Computed from final-answer matches it is the answer-level coverage of paper §7.1."""),
     _card("pass_exact", "Pass@N (exact)", True, (0.0, 1.0), "probability",
           "E_x[1 − (1 − π̂(S_x|x))^N]",
           """Probability that at least one of N samples is correct, computed exactly from the model's
