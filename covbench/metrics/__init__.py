@@ -1,8 +1,10 @@
 """covbench.metrics: the statistics of the benchmark, as pure numpy/scipy functions over arrays.
 
-Formulas: paper.md §1–3, §7 (arXiv 2510.15020). Conventions: log-probs are natural-log sequence
-sums over response tokens; ``X = log π_ref(y|x) − log π̂(y|x)``; Cov_N is a bad tail (lower is
-better); missing is NaN, never 0; NaN in an input array raises ``ValueError``.
+Formulas: paper.md §1–3, §7 (arXiv 2510.15020); the coverage of the correct set estimated from
+sampled verdicts (``verifier_coverage``, metric ``cov_set@M``): docs/verifier-coverage.md.
+Conventions: log-probs are natural-log sequence sums over response tokens; ``X = log π_ref(y|x) −
+log π̂(y|x)``; Cov_N is a bad tail (lower is better); missing is NaN, never 0; NaN in an input array
+raises ``ValueError``.
 
 >>> import numpy as np
 >>> from covbench import metrics
@@ -33,6 +35,7 @@ from ._passk import (
     sampled_pass_at_n,
 )
 from ._ranks import RankFlip, kendall_tau, rank_flips, ranks, spearman
+from ._verifier import VerifierCoverage, cov_set_bounds, verifier_coverage
 
 __all__ = [
     "DEFAULT_BRACKET_MS",
@@ -45,10 +48,12 @@ __all__ = [
     "PassBracket",
     "RankFlip",
     "TauCI",
+    "VerifierCoverage",
     "bootstrap_counts",
     "bootstrap_indices",
     "bootstrap_statistic",
     "card_for",
+    "cov_set_bounds",
     "coverage_profile",
     "cross_entropy",
     "exact_pass_at_n",
@@ -66,4 +71,5 @@ __all__ = [
     "sampled_pass_at_n",
     "spearman",
     "support_log_ratios",
+    "verifier_coverage",
 ]

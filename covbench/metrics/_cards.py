@@ -65,6 +65,15 @@ METRICS: dict[str, MetricCard] = {c.name: c for c in (
           so lower is better, and non-increasing in N. It is what predicts Best-of-N: failure of
           Pass@N lies between ½·Cov_{2N} and Cov_M + (1 − 1/M)^N (paper Eq. 1, Props D.6/D.7).
           For gold-answer tasks π_ref puts all mass on the gold answer, so Cov_N = P_x[π̂(y*|x) ≤ 1/N].""", monotone=-1),
+    _card("cov_set", "Coverage of the correct set", False, (0.0, 1.0), "probability",
+          "Cov_M = P_x[π̂(S_x|x) ≤ 1/M], from c correct of n sampled verdicts per prompt",
+          """The share of prompts on which the model produces a correct response (one its verifier
+          accepts) with probability at most 1/M: a bad tail, lower is better. Unlike Cov_N of one
+          gold string it counts every correct response, so it is meaningful for code and math. n
+          verdicts per prompt identify it only partially: the value is the NPMLE point estimate,
+          missing where M > n/2, and the interval is a finite-sample one, valid for any
+          distribution of the per-prompt success probability (docs/verifier-coverage.md).
+          Computed from final-answer matches it is the answer-level coverage of paper §7.1.""", monotone=-1),
     _card("pass_exact", "Pass@N (exact)", True, (0.0, 1.0), "probability",
           "E_x[1 − (1 − π̂(S_x|x))^N]",
           """Probability that at least one of N samples is correct, computed exactly from the model's
@@ -98,7 +107,7 @@ def card_for(key: str) -> MetricCard:
         True
         >>> card_for("covv@2")
         Traceback (most recent call last):
-        KeyError: "unknown metric 'covv' (did you mean 'cov'?); known: bpb, ce, ce_per_token, cov, kl, pass_exact, pass_pred, pass_pred_hi, pass_pred_lo, pass_sampled"
+        KeyError: "unknown metric 'covv' (did you mean 'cov'?); known: bpb, ce, ce_per_token, cov, cov_set, kl, pass_exact, pass_pred, pass_pred_hi, pass_pred_lo, pass_sampled"
     """
     name = key.partition("@")[0]
     if name not in METRICS:
