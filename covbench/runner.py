@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import covbench
+from covbench import taskfiles
 from covbench.records import DocArrays, Provenance, RunRecord, SampleArrays
 from covbench.backends import BackendError, spec_hash
 from covbench.registry import ModelSpec
@@ -88,34 +89,33 @@ def task_manager(tasks_dir: str = str(TASKS_DIR)) -> Any:
 
 
 def suite_tasks(tasks_dir: Path = TASKS_DIR) -> list[str]:
-    """Names of the project's tasks that carry a ``metadata.covbench`` block, sorted."""
-    import yaml
+    """Names of the project's tasks that carry a ``metadata.covbench`` block, sorted.
 
-    names = []
-    for path in sorted(Path(tasks_dir).rglob("*.yaml")):
-        try:
-            cfg = yaml.safe_load(path.read_text(encoding="utf-8").replace("!function", "")) or {}
-        except yaml.YAMLError:
-            continue
-        if isinstance(cfg, dict) and "task" in cfg and "covbench" in (cfg.get("metadata") or {}):
-            names.append(str(cfg["task"]))
-    return sorted(set(names))
+    A task file covbench cannot read still counts when its text names the task and mentions covbench,
+    so its job fails with the file's one-line error (:mod:`covbench.taskfiles`)."""
+    return taskfiles.suite_names(tasks_dir)
 
 
 def load_task(name: str, tasks_dir: Path = TASKS_DIR) -> TaskInfo:
-    """Build one task; a missing task or a bad ``metadata.covbench`` block raises :class:`TaskError`."""
+    """Build one task; any problem with it raises a one-line :class:`TaskError` naming the file and field
+    (docs/errors.md)."""
     tm = task_manager(str(tasks_dir))
+    problem = taskfiles.file_problem(name, tasks_dir)
+    if problem is not None:
+        raise TaskError(problem)
     if name not in tm.all_tasks:
-        raise TaskError(f"task '{name}' is not in {tasks_dir} (known: {', '.join(sorted(tm.all_tasks))})")
-    task = tm.load([name])["tasks"][name]
+        raise TaskError(taskfiles.not_indexed(name, tasks_dir, sorted(tm.all_tasks)))
+    entry = tm.task_index.get(name)
+    source = str(getattr(entry, "yaml_path", None) or name)
+    try:
+        task = tm.load([name])["tasks"][name]
+    except Exception as e:  # noqa: BLE001 - lm-eval rejects a task file in many ways; each is one line
+        raise TaskError(taskfiles.build_problem(source, name, e)) from None
     meta = (task.config.metadata or {}).get("covbench")
-    source = (task.config.metadata or {}).get("config_source", name)
-    if not isinstance(meta, dict):
-        raise TaskError(f"{source}: field 'metadata.covbench' is missing")
-    for field, allowed in (("reference", ("known", "gold")), ("kind", ("loglikelihood", "sample"))):
-        if meta.get(field) not in allowed:
-            raise TaskError(f"{source}: field 'metadata.covbench.{field}' must be one of {allowed}, "
-                            f"got {meta.get(field)!r}")
+    source = (task.config.metadata or {}).get("config_source", source)
+    problem = taskfiles.covbench_block_problem(source, meta, sorted(tm.all_tasks))
+    if problem is not None:
+        raise TaskError(problem)
     return TaskInfo(name=name, task=task, reference=meta["reference"], kind=meta["kind"],
                     adapter=_import_adapter(str(meta.get("adapter", "")), source),
                     pairs_with=meta.get("pairs_with"), task_hash=task_hash(task))
@@ -124,9 +124,13 @@ def load_task(name: str, tasks_dir: Path = TASKS_DIR) -> TaskInfo:
 def _import_adapter(ref: str, source: str) -> Callable:
     module, _, func = ref.partition(":")
     try:
-        return getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise TaskError(f"{source}: field 'metadata.covbench.adapter': cannot import {ref!r}: {e}") from None
+        adapter = getattr(importlib.import_module(module), func)
+    except Exception as e:  # noqa: BLE001 - an adapter module may raise anything while it is imported
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        raise TaskError(f"{source}: field 'metadata.covbench.adapter': cannot import {ref!r}: {reason}") from None
+    if not callable(adapter):
+        raise TaskError(f"{source}: field 'metadata.covbench.adapter': {ref!r} is not a function")
+    return adapter
 
 
 def task_hash(task: Any) -> str:
