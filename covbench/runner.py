@@ -99,10 +99,10 @@ def suite_tasks(tasks_dir: Path = TASKS_DIR) -> list[str]:
 def load_task(name: str, tasks_dir: Path = TASKS_DIR) -> TaskInfo:
     """Build one task; any problem with it raises a one-line :class:`TaskError` naming the file and field
     (docs/errors.md)."""
-    tm = task_manager(str(tasks_dir))
-    problem = taskfiles.file_problem(name, tasks_dir)
+    problem = taskfiles.index_hazard(tasks_dir) or taskfiles.file_problem(name, tasks_dir)
     if problem is not None:
         raise TaskError(problem)
+    tm = task_manager(str(tasks_dir))
     if name not in tm.all_tasks:
         raise TaskError(taskfiles.not_indexed(name, tasks_dir, sorted(tm.all_tasks)))
     entry = tm.task_index.get(name)

@@ -25,7 +25,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from covbench.yamlio import YamlError, one_line, read_yaml
+from covbench.yamlio import DEFAULT_LIMITS, YamlError, one_line, read_yaml
 
 #: keys of a task's ``metadata.covbench`` block (docs/architecture.md "Tasks").
 COVBENCH_KEYS = ("reference", "kind", "adapter", "pairs_with", "data")
@@ -95,6 +95,23 @@ def _peek(path: Path) -> str:
         return ""
 
 
+def index_hazard(tasks_dir: str | Path) -> str | None:
+    """A ``*.yaml`` file that lm-eval's indexer would block on or read without bound, or None.
+
+    lm-eval opens every ``*.yaml`` under its include path: a FIFO blocks it forever, ``/dev/zero``
+    (through a symlink) fills memory, and a huge file takes as long as it is long. Checked with
+    ``stat`` only, before the index is built."""
+    for path in sorted(Path(tasks_dir).rglob("*.yaml")):
+        try:
+            info = os.stat(path)
+        except (OSError, ValueError):  # lm-eval cannot open it either, and skips it
+            continue
+        special = not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode))
+        if special or info.st_size > DEFAULT_LIMITS.max_bytes:
+            return _read.__wrapped__(str(path), 0, 0).error
+    return None
+
+
 def file_problem(name: str, tasks_dir: str | Path) -> str | None:
     """Why the file(s) defining task ``name`` cannot be used (unreadable, or two of them), or None."""
     files = [f for f in scan(tasks_dir) if f.task == name]
@@ -108,6 +125,8 @@ def file_problem(name: str, tasks_dir: str | Path) -> str | None:
 
 def not_indexed(name: str, tasks_dir: str | Path, known: list[str]) -> str:
     """Why lm-eval's index of ``tasks_dir`` has no task ``name``, in one line."""
+    if not Path(tasks_dir).is_dir():
+        return one_line(f"{tasks_dir}: not a folder (looking for task '{name}')")
     files = scan(tasks_dir)
     mine = [f for f in files if f.task == name]
     if mine:
@@ -170,6 +189,8 @@ def covbench_block_problem(path: str | Path, meta: Any, known: list[str]) -> str
     if not isinstance(adapter, str) or not re.fullmatch(r"[\w.]+:\w+", adapter):
         return one_line(f"{path}: {where}.adapter': must be 'package.module:function', got {adapter!r}")
     pairs_with = meta.get("pairs_with")
+    if pairs_with is not None and not isinstance(pairs_with, str):
+        return one_line(f"{path}: {where}.pairs_with': must be a task name, got {pairs_with!r}")
     if pairs_with is not None and pairs_with not in known:
         return one_line(f"{path}: {where}.pairs_with': task {pairs_with!r} is not a task of this folder")
     return None
