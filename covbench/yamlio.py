@@ -240,8 +240,8 @@ class _Constructor(SafeConstructor):
             return super().construct_object(node, deep)
         except yaml.YAMLError:
             raise
-        except (ValueError, TypeError, AttributeError, OverflowError) as e:  # "!!int zz", "2024-13-45"
-            detail = f": {e}" if isinstance(e, ValueError) else ""
+        except Exception as e:  # noqa: BLE001 - "!!int zz", "!!int ''", "!!bool maybe", "2024-13-45"
+            detail = f": {e}" if type(e) is ValueError else ""
             raise _OwnError(f"cannot read {_key_text(node)} as {_TAG_WORDS.get(node.tag, _short_tag(node.tag))}"
                             f"{detail}", node.start_mark) from None
 
