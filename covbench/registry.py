@@ -338,7 +338,7 @@ def _describe(err: Any, entry: dict[str, Any]) -> tuple[str, str]:
     """(field, message) for the first pydantic error, with the value received."""
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):  # raised by our own validators: they know the field
-        return ".".join([*(str(p) for p in err["loc"]), ctx_error.field]), str(ctx_error)
+        return printable(".".join([*(str(p) for p in err["loc"]), ctx_error.field])), str(ctx_error)
     field = printable(".".join(str(p) for p in err["loc"])) or "(entry)"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(err["loc"])

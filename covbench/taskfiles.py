@@ -32,6 +32,7 @@ COVBENCH_KEYS = ("reference", "kind", "adapter", "pairs_with", "data")
 _CHOICES = {"reference": ("known", "gold"), "kind": ("loglikelihood", "sample")}
 _TASK_LINE = re.compile(r"""^task:[ \t]*(["']?)([A-Za-z0-9_.-]+)\1[ \t]*(?:#.*)?$""", re.MULTILINE)
 _PEEK_BYTES = 64 * 1024
+_SKIPPED_FOLDERS = {"__pycache__", ".ipynb_checkpoints"}  # lm-eval's indexer skips these too
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class TaskFile:
 def scan(tasks_dir: str | Path) -> tuple[TaskFile, ...]:
     """Every ``*.yaml`` file under ``tasks_dir`` in path order (each file re-read only when it changes)."""
     files = []
-    for path in sorted(Path(tasks_dir).rglob("*.yaml")):
+    for path in _yaml_files(tasks_dir):
         try:
             info = os.stat(path)
         except (OSError, ValueError):  # a dangling symlink, a symlink loop: read_yaml says which
@@ -61,6 +62,10 @@ def scan(tasks_dir: str | Path) -> tuple[TaskFile, ...]:
             continue
         files.append(_read(str(path), info.st_mtime_ns, info.st_size))
     return tuple(files)
+
+
+def _yaml_files(tasks_dir: str | Path) -> list[Path]:
+    return sorted(p for p in Path(tasks_dir).rglob("*.yaml") if not _SKIPPED_FOLDERS & set(p.parts))
 
 
 def suite_names(tasks_dir: str | Path) -> list[str]:
@@ -101,7 +106,7 @@ def index_hazard(tasks_dir: str | Path) -> str | None:
     lm-eval opens every ``*.yaml`` under its include path: a FIFO blocks it forever, ``/dev/zero``
     (through a symlink) fills memory, and a huge file takes as long as it is long. Checked with
     ``stat`` only, before the index is built."""
-    for path in sorted(Path(tasks_dir).rglob("*.yaml")):
+    for path in _yaml_files(tasks_dir):
         try:
             info = os.stat(path)
         except (OSError, ValueError):  # lm-eval cannot open it either, and skips it

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.composer import Composer, ComposerError
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -60,8 +60,8 @@ _BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
 class YamlLimits:
     """What :func:`read_yaml` accepts: bytes on disk, nesting depth, values after alias expansion."""
 
-    max_bytes: int = 1 << 20  # 1 MiB: a registry of ~6,000 models; the shipped files are < 5 KB
-    max_depth: int = 64  # collections inside collections (the registry needs 5, task files 6)
+    max_bytes: int = 1 << 20  # 1 MiB: ~2,600 models like the shipped models.yaml (5.6 KB)
+    max_depth: int = 64  # collections inside collections (the registry needs 5, task files 5)
     max_values: int = 1_000_000  # scalars + collections, each alias counted as a copy of its target
 
 
@@ -121,8 +121,9 @@ def parse_yaml(text: str, path: str | Path, *, limits: YamlLimits = DEFAULT_LIMI
         line, column = _line_column(text, bad.start())
         raise YamlError(path, f"character U+{ord(bad.group()):04X} (column {column}) is not allowed in "
                               "YAML text; escape it inside a double-quoted string", line)
-    loader = _Loader(text, limits, string_keys, function_tag)
+    loader = None
     try:
+        loader = _Loader(text, limits, string_keys, function_tag)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -133,7 +134,8 @@ def parse_yaml(text: str, path: str | Path, *, limits: YamlLimits = DEFAULT_LIMI
     except yaml.YAMLError as e:  # a ReaderError: none is left after the character check above
         raise YamlError(path, f"YAML syntax error: {e}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:

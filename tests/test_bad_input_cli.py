@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from test_bad_input_registry import BAD
 
 from covbench import select_cli
@@ -48,8 +47,8 @@ def test_validate_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     (["--family", "run", "--task", "graph_fig1", "--models-file", str(MALFORMED / "deep_nesting.yaml")],
      f"covbench select: {MALFORMED / 'deep_nesting.yaml'}: line 4: nested deeper than 64 levels (covbench's limit)"),
     (["--family", "run", "--task", "graph_fig1", "--models-file", str(MALFORMED / "utf16.yaml")],
-     f"covbench select: {MALFORMED / 'utf16.yaml'}: encoded as UTF-16 (it starts with a byte-order mark); "
-     "covbench reads UTF-8: save the file as UTF-8"),
+     (f"covbench select: {MALFORMED / 'utf16.yaml'}: encoded as UTF-16 (it starts with a byte-order mark); "
+      "covbench reads UTF-8: save the file as UTF-8")),
 ])
 def test_select_bad_arguments(args: list[str], message: str, registry: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -186,8 +186,8 @@ FILE_SYSTEM: dict[str, tuple[Callable[[Path], Path], str]] = {
     "symlink_loop": (_symlink_loop, "cannot read: Too many levels of symbolic links"),
     "dangling_symlink": (_dangling_symlink, "cannot read: No such file or directory"),
     "directory": (_directory, "is a directory, not a file"),
-    "huge": (_huge, f"file too large (2,097,152 bytes); covbench reads YAML files of at most "
-                    f"{DEFAULT_LIMITS.max_bytes:,} bytes"),
+    "huge": (_huge, (f"file too large (2,097,152 bytes); covbench reads YAML files of at most "
+                     f"{DEFAULT_LIMITS.max_bytes:,} bytes")),
 }
 
 

@@ -135,8 +135,8 @@ def test_function_tag_only_when_asked() -> None:
     ("a: 9223372036854775808\n", "line 1: integer out of range: covbench reads 64-bit integers"),
     ('a: "\\ud800"\n', "line 1: a lone surrogate escape (\\uD800-\\uDFFF) is not a character"),
     ("a: 1\n---\nb: 2\n", "line 2: a second YAML document ('---'): the file must hold exactly one"),
-    ("a: \x1b[31m\n", "line 1: character U+001B (column 4) is not allowed in YAML text; escape it inside a "
-                      "double-quoted string"),
+    ("a: \x1b[31m\n", ("line 1: character U+001B (column 4) is not allowed in YAML text; escape it inside a "
+                       "double-quoted string")),
 ])
 def test_value_errors_are_one_line_with_the_line(text: str, message: str) -> None:
     assert _error(text) == f"f.yaml: {message}"
@@ -148,11 +148,11 @@ def test_64_bit_integers_are_read() -> None:
 
 
 @pytest.mark.parametrize("data, message", [
-    (b"\xff\xfea\x00:\x00", "encoded as UTF-16 (it starts with a byte-order mark); covbench reads UTF-8: save the "
-                            "file as UTF-8"),
+    (b"\xff\xfea\x00:\x00", ("encoded as UTF-16 (it starts with a byte-order mark); covbench reads UTF-8: save "
+                             "the file as UTF-8")),
     (b"a: 1\nb: \xc3\x28\n", "line 2: not UTF-8: byte 0xC3 at column 4; save the file as UTF-8"),
-    (b"a: 1\n\x00\x01", "line 2: NUL byte: binary data, or UTF-16/32 text without a byte-order mark; covbench "
-                        "reads UTF-8 YAML"),
+    (b"a: 1\n\x00\x01", ("line 2: NUL byte: binary data, or UTF-16/32 text without a byte-order mark; "
+                         "covbench reads UTF-8 YAML")),
     (b"a: \xed\xa0\x80\n", "line 1: not UTF-8: byte 0xED at column 4; save the file as UTF-8"),  # encoded surrogate
 ])
 def test_encodings(data: bytes, message: str, tmp_path: Path) -> None:
