@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import covbench
-from covbench import taskmeta
+from covbench import taskfiles, taskmeta
 from covbench.backends import BackendError, spec_hash
 from covbench.records import DocArrays, Provenance, Ragged, Run, RunRecord, SampleArrays, TaskDescriptor
 from covbench.registry import ModelSpec
@@ -103,36 +103,51 @@ def task_manager(tasks_dir: str = str(TASKS_DIR)) -> Any:
 
 
 def suite_tasks(tasks_dir: Path = TASKS_DIR) -> list[str]:
-    """Names of the tasks of ``tasks_dir`` that carry a ``metadata.covbench`` block, sorted."""
-    try:
-        return sorted(taskmeta.scan_tasks(Path(tasks_dir)))
-    except taskmeta.TaskMetaError as e:
-        raise TaskError(str(e)) from None
+    """Names of the project's tasks that carry a ``metadata.covbench`` block, sorted.
+
+    A task file covbench cannot read still counts when its text names the task and mentions covbench,
+    so its job fails with the file's one-line error (:mod:`covbench.taskfiles`)."""
+    return taskfiles.suite_names(tasks_dir)
 
 
 def load_task(name: str, tasks_dir: Path = TASKS_DIR) -> TaskInfo:
-    """Build one task; a missing task or a bad ``metadata.covbench`` block raises :class:`TaskError`."""
+    """Build one task; any problem with it raises a one-line :class:`TaskError` naming the file and field
+    (docs/errors.md)."""
+    problem = taskfiles.index_hazard(tasks_dir) or taskfiles.file_problem(name, tasks_dir)
+    if problem is not None:
+        raise TaskError(problem)
+    tm = task_manager(str(tasks_dir))
+    if name not in tm.all_tasks:
+        raise TaskError(taskfiles.not_indexed(name, tasks_dir, sorted(tm.all_tasks)))
+    entry = tm.task_index.get(name)
+    source = str(getattr(entry, "yaml_path", None) or name)
     try:
-        found = taskmeta.scan_tasks(Path(tasks_dir))
+        task = tm.load([name])["tasks"][name]
+    except Exception as e:  # noqa: BLE001 - lm-eval rejects a task file in many ways; each is one line
+        raise TaskError(taskfiles.build_problem(source, name, e)) from None
+    meta = (task.config.metadata or {}).get("covbench")
+    source = (task.config.metadata or {}).get("config_source", source)
+    problem = taskfiles.covbench_block_problem(source, meta, sorted(tm.all_tasks))
+    if problem is not None:
+        raise TaskError(problem)
+    try:
+        descriptor = taskmeta.descriptor(name, meta, source)
     except taskmeta.TaskMetaError as e:
         raise TaskError(str(e)) from None
-    if name not in found:
-        raise TaskError(f"task '{name}' is not in {tasks_dir} (covbench tasks: {', '.join(sorted(found)) or 'none'})")
-    meta = found[name]
-    try:
-        task = task_manager(str(tasks_dir)).load([name])["tasks"][name]
-    except Exception as e:  # noqa: BLE001 - lm-eval's own rejection of a task file, in one line
-        raise TaskError(" ".join(f"{meta.path}: lm-eval cannot build task '{name}': {type(e).__name__}: {e}".split())[:500]) from None
-    return TaskInfo(task=task, descriptor=meta.descriptor, adapter=_import_adapter(meta.adapter, str(meta.path)),
+    return TaskInfo(task=task, descriptor=descriptor, adapter=_import_adapter(str(meta.get("adapter", "")), source),
                     task_hash=task_hash(task))
 
 
 def _import_adapter(ref: str, source: str) -> Callable:
     module, _, func = ref.partition(":")
     try:
-        return getattr(importlib.import_module(module), func)
-    except (ImportError, AttributeError, ValueError) as e:
-        raise TaskError(f"{source}: field 'metadata.covbench.adapter': cannot import {ref!r}: {e}") from None
+        adapter = getattr(importlib.import_module(module), func)
+    except Exception as e:  # noqa: BLE001 - an adapter module may raise anything while it is imported
+        reason = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        raise TaskError(f"{source}: field 'metadata.covbench.adapter': cannot import {ref!r}: {reason}") from None
+    if not callable(adapter):
+        raise TaskError(f"{source}: field 'metadata.covbench.adapter': {ref!r} is not a function")
+    return adapter
 
 
 def task_hash(task: Any) -> str:
