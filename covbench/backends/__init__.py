@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["BackendError", "clear_cache", "get_lm", "make_lm", "model_args", "spec_hash"]
+__all__ = ["BackendError", "clear_cache", "family_key", "get_lm", "get_lms", "make_lm", "model_args", "spec_hash"]
 
 
 def __getattr__(name: str) -> Any:
