@@ -145,11 +145,11 @@ def test_clear_cache_forgets_the_weights() -> None:
 
 @pytest.mark.parametrize(("path", "quantize", "message"), [
     ("zoo", {"bits": 4, "group_size": 128},
-     "model 'x': field 'quantize.group_size': 128 does not divide the input width 64 of layer "
-     "'model.layers.0.self_attn.q_proj'"),
+     ("model 'x': field 'quantize.group_size': 128 does not divide the input width 64 of layer "
+      "'model.layers.0.self_attn.q_proj'")),
     ("tiny", {"bits": 4, "group_size": 32},
-     "model 'x': field 'quantize': GPT2LMHeadModel has no nn.Linear layers to quantize (torchao quantizes "
-     "nn.Linear; e.g. GPT-2's Conv1D is not supported)"),
+     ("model 'x': field 'quantize': GPT2LMHeadModel has no nn.Linear layers to quantize (torchao quantizes "
+      "nn.Linear; e.g. GPT-2's Conv1D is not supported)")),
 ])
 def test_a_variant_that_does_not_fit_the_model_is_a_one_line_error(path: str, quantize: dict, message: str,
                                                                    tiny_model_dir: Path) -> None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from covbench.registry import QuantizeSpec
 
-__all__ = ["VariantError", "quantize_model", "quantizable_layers", "torchao_config"]
+__all__ = ["VariantError", "quantizable_layers", "quantize_model", "torchao_config"]
 
 SKIP_LAYERS = frozenset({"lm_head"})   # the output head (often tied to the embeddings) keeps base precision
 
