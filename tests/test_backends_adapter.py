@@ -21,6 +21,8 @@ PAIRS = [("0 1 | 1 2 / 0 2 =", " 0 1 2"), ("3 4 | 4 5 / 3 5 =", " 3 4 5"), ("7 8
          ("1 2 | 2 3 | 3 4 / 1 4 =", " 1 2 3 4"), ("5 6 / 5 6 =", " 5 6")]
 
 
+pytestmark = pytest.mark.slow   # loads the zoo checkpoint through lm-eval (seconds)
+
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """Tiny models on a shared 2-core machine: one thread."""

@@ -23,6 +23,8 @@ ROOT = Path(__file__).parent.parent
 ZOO = ROOT / "covbench" / "zoo" / "checkpoints" / "graph-pt"   # a 0.33M-parameter Llama (nn.Linear layers)
 
 
+pytestmark = pytest.mark.slow   # loads the zoo checkpoint through lm-eval (seconds)
+
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread(one_torch_thread: None) -> None:
     """Tiny models on a shared 2-core machine: one thread."""

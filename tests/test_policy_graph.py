@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from covbench import metrics
 from covbench.backends import clear_cache, get_lm, get_lms
 from covbench.checks import agreement_problems
 from covbench.registry import ModelSpec
@@ -26,8 +27,24 @@ def _one_thread(one_torch_thread: None) -> None:
     """A 0.33M-parameter model on a shared 2-core machine: one thread."""
 
 
+def _row(scored: object, sampled: object) -> str:
+    """CE, Cov_8 and exact vs sampled Pass@N on the sampled prompts (the numbers in docs/policies.md)."""
+    docs = scored.docs
+    index = {d: i for i, d in enumerate(docs.doc_id)}
+    rows = np.array([index[d] for d in sampled.samples.doc_id])
+    w = np.asarray(docs.weight)[rows] if docs.weight is not None else np.ones(rows.size)
+    cells = [f"CE {scored.metrics['ce'].value:.3f}", f"Cov_8 {scored.metrics['cov@8'].value:.3f}"]
+    for n in (1, 8, 32):
+        exact = np.average(metrics.pass_at_n_per_prompt(np.asarray(docs.logp_correct)[rows], [n])[0], weights=w)
+        est = sampled.metrics[f"pass_sampled@{n}"]
+        cells.append(f"Pass@{n} {exact:.3f} / {est.value:.3f} ± {est.stderr:.3f}")
+    cells.append(f"S_x cut on {int(np.isneginf(docs.logp_correct).sum())}/{len(docs.doc_id)} prompts")
+    return " | ".join(cells)
+
+
 @pytest.mark.slow
-def test_exact_and_sampled_pass_at_n_agree_under_each_policy(tmp_path: Path) -> None:
+def test_exact_and_sampled_pass_at_n_agree_under_each_policy(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
     clear_cache()
     specs = [ModelSpec(name=f"graph-pt-{k}", backend="hf-fast", pretrained=str(ZOO), batch_size=64,
                        generation=gen) for k, gen in POLICIES.items()]
@@ -39,6 +56,8 @@ def test_exact_and_sampled_pass_at_n_agree_under_each_policy(tmp_path: Path) -> 
         assert sampled.samples is not None and sampled.samples.n == 32
         assert agreement_problems(sampled, scored) == [], spec.name
         exact[spec.name] = {k: v.value for k, v in scored.metrics.items() if k.startswith("pass_exact@")}
+        with capsys.disabled():
+            print(f"\n{spec.name}: {_row(scored, sampled)}", end="")
         assert sampled.provenance.sampling["temperature"] == spec.generation.temperature
     assert lms[specs[0].name].family.passes == 1          # graph_fig1 scored for all four in one pass
     assert get_lm(specs[0]).last_stats.sampled_policies[-1].label == "T=1"

@@ -109,6 +109,7 @@ def test_quantized_variants_change_the_real_weights_as_their_bit_width_allows(fa
 
 
 def test_memory_shares_the_base(family: dict) -> None:
+    """Tensor bytes held by all members together, and the resident size (``-s`` prints both)."""
     lms = family["lms"]
     seen: dict[int, int] = {}
     for lm in lms.values():
@@ -119,7 +120,9 @@ def test_memory_shares_the_base(family: dict) -> None:
     base = sum(p.numel() * p.element_size() for p in lms["base"].model.parameters())
     assert 0.5e9 < base < 0.6e9                    # SmolLM2-135M in float32
     assert total < base + 4 * 0.16e9               # each quantized variant: int8 codes + scales, ~0.12 GB
-    _, rss1, rss2 = family["rss"]
+    rss0, rss1, rss2 = family["rss"]
+    print(f"\nresident size: before {rss0 / 1e9:.3f} GB, base loaded {rss1 / 1e9:.3f} GB, seven members "
+          f"{rss2 / 1e9:.3f} GB; unique tensor bytes {total / 1e9:.3f} GB (base {base / 1e9:.3f} GB)")
     # the resident size the seven members add on top of the loaded base: the four quantized variants'
     # codes and scales (~0.12 GB each) and the adapter, not copies of the 0.54 GB base
     assert rss2 - rss1 < 0.8e9
