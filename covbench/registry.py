@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from covbench.backends.adapters import check_adapter_folder
 from covbench.backends.sources import Source, SourceError, resolve_source
 from covbench.records import split_key
 from covbench.yamlio import YamlError, one_line, printable, read_yaml
@@ -81,6 +82,17 @@ class GenerationDefaults(_Spec):
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=1)
     max_gen_toks: int | None = Field(None, ge=1)
+    min_p: float | None = Field(None, ge=0, le=1)
+
+
+class QuantizeSpec(_Spec):
+    """A weight-only, group-wise quantized variant made at load time from the base weights (torchao;
+    covbench/backends/quantize.py, docs/policies.md)."""
+
+    bits: int = Field(ge=2, le=8)
+    group_size: int = Field(ge=2, description="consecutive input columns sharing one scale; must divide "
+                                                "every quantized layer's input width")
+    scheme: Literal["sym", "asym"] = "sym"
 
 
 class ModelSpec(_Spec):
@@ -108,8 +120,11 @@ class ModelSpec(_Spec):
     default: bool = False
     tasks: list[str] | None = None  # suite tasks this model runs by default (None: every suite task)
     floors: dict[str, dict[str, float]] = Field(default_factory=dict)
+    quantize: QuantizeSpec | None = None
+    adapter: str | None = Field(None, min_length=1)   # peft adapter folder, relative to the registry file
 
     _source: Source = PrivateAttr()
+    _adapter_path: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ModelSpec:
@@ -131,12 +146,19 @@ class ModelSpec(_Spec):
                 _check_floor(task, key, value)
         base = Path((info.context or {}).get("base_dir", "."))
         self._source = _resolve(self.pretrained, self.gguf_file, base)
+        self._adapter_path = _check_adapter(self.adapter, base)
+        _check_policy_backend(self)
         return self
 
     @property
     def source(self) -> Source:
         """Where the weights are: absolute folder or hub id, plus the GGUF file name if any."""
         return self._source
+
+    @property
+    def adapter_path(self) -> Path | None:
+        """The adapter folder, resolved against the registry file's folder (None without an adapter)."""
+        return self._adapter_path
 
 
 class _FieldError(ValueError):
@@ -192,6 +214,35 @@ def _bool_where_number(annotation: Any, value: Any) -> str | None:
             if where is not None:
                 return f".{key}{where}"
     return None
+
+
+def _check_adapter(adapter: str | None, base: Path) -> Path | None:
+    if adapter is None:
+        return None
+    path = (base / Path(adapter).expanduser()).resolve()
+    try:
+        check_adapter_folder(path)
+    except ValueError as e:
+        raise _FieldError("adapter", str(e)) from None
+    return path
+
+
+def _check_policy_backend(spec: ModelSpec) -> None:
+    """Stock ``hf`` scores at temperature 1 without truncation: it cannot score another sampled policy.
+
+    Scoring a tempered or truncated policy is covbench's own code (``hf-fast``); stock lm-eval stays
+    the unmodified reference it is compared against (docs/policies.md "Which backends").
+    """
+    gen = spec.generation
+    if spec.backend != "hf" or gen is None:
+        return
+    on = {"temperature": gen.temperature != 1.0, "top_k": gen.top_k is not None,
+          "top_p": gen.top_p not in (None, 1.0), "min_p": gen.min_p not in (None, 0.0)}
+    for name, is_on in on.items():
+        if is_on:
+            raise _FieldError(f"generation.{name}", "backend 'hf' (lm-eval's stock HFLM) scores at temperature "
+                                                    "1 without truncation, so CE and coverage would not "
+                                                    "describe this sampled policy; use backend 'hf-fast'")
 
 
 def _check_floor(task: str, key: str, value: float) -> None:
@@ -351,7 +402,8 @@ def _describe(err: Any, entry: dict[str, Any]) -> tuple[str, str]:
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = GenerationDefaults if loc and loc[0] == "generation" else ModelSpec
+    nested: dict[str, type[BaseModel]] = {"generation": GenerationDefaults, "quantize": QuantizeSpec}
+    model = nested.get(str(loc[0]), ModelSpec) if len(loc) > 1 else ModelSpec
     return list(model.model_fields)
 
 

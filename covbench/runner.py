@@ -239,14 +239,20 @@ def _evaluate(spec: ModelSpec, info: TaskInfo, draw: int, seed: int,
 
 
 def _gen_kwargs(spec: ModelSpec) -> dict[str, Any] | None:
-    """The registry's generation defaults as lm-eval gen_kwargs (they override the task's)."""
+    """The registry's generation settings as lm-eval gen_kwargs (they override the task's).
+
+    The entry's policy with every setting explicit (``do_sample``, ``top_k: 0``, ``top_p: 1.0`` when
+    off), so the sampler draws from exactly the policy the backend scores (docs/policies.md).
+    """
+    from covbench.backends.policy import policy_of
+
     gen = getattr(spec, "generation", None)
     if gen is None:
         return None
-    kwargs = {k: v for k, v in gen.model_dump().items() if v is not None}
-    if "temperature" in kwargs:
-        kwargs["do_sample"] = True  # lm-eval.md pitfalls 6-7: say it explicitly
-    return kwargs or None
+    kwargs = policy_of(spec).gen_kwargs()
+    if gen.max_gen_toks is not None:
+        kwargs["max_gen_toks"] = gen.max_gen_toks
+    return kwargs
 
 
 def merge_samples(old: SampleArrays, new: SampleArrays) -> SampleArrays:

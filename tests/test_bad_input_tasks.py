@@ -48,7 +48,7 @@ BAD_TASKS: dict[str, str] = {
     "bad_covbench_missing": "{DIR}/t_covbench_missing.yaml: field 'metadata.covbench': missing",
     "bad_covbench_not_mapping": "{DIR}/t_covbench_not_mapping.yaml: field 'metadata.covbench': must be a mapping, got str",
     "bad_unknown_key": ("{DIR}/t_unknown_key.yaml: field 'metadata.covbench.refrence': unknown key; did you mean "
-                        "'reference'? (allowed: reference, kind, adapter, pairs_with, data)"),
+                        "'reference'? (allowed: reference, kind, adapter, pairs_with, rank, classes, title, data)"),
     "bad_reference_missing": ("{DIR}/t_reference_missing.yaml: field 'metadata.covbench.reference': must be one "
                               "of ('known', 'gold'), got None"),
     "bad_reference_value": ("{DIR}/t_reference_value.yaml: field 'metadata.covbench.reference': must be one of "
@@ -133,7 +133,7 @@ def test_load_task_gives_exact_one_line_error(name: str, raising_adapter: None) 
 
 def test_the_control_task_loads() -> None:
     info = load_task("ok_control", CORPUS)
-    assert (info.reference, info.kind, info.adapter.__name__) == ("gold", "loglikelihood", "records")
+    assert (info.descriptor.reference, info.kind, info.adapter.__name__) == ("gold", "loglikelihood", "records")
 
 
 def test_suite_tasks_lists_broken_files_that_name_a_suite_task() -> None:

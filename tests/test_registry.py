@@ -21,7 +21,7 @@ INVALID: dict[str, str] = {
     "unknown_key": "model 'a' (entry 0): field 'batchsize': unknown key; did you mean 'batch_size'? (allowed: "
                    "name, backend, pretrained, revision, gguf_file, dtype, batch_size, max_length, "
                    "trust_remote_code, chat_template, generation, family, step, description, tags, "
-                   "default, tasks, floors)",
+                   "default, tasks, floors, quantize, adapter)",
     "duplicate_name": "model 'a' (entry 2): field 'name': duplicate name (entry 0 has it too)",
     "blank_name": "entry 0: field 'name': must not be blank",
     "gguf_file_with_file_pretrained": "model 'a' (entry 0): field 'gguf_file': 'tiny.gguf' is a file; "
@@ -54,7 +54,7 @@ INVALID: dict[str, str] = {
     "generation_temperature_zero": "model 'a' (entry 0): field 'generation.temperature': Input should be "
                                    "greater than 0 (got 0)",
     "generation_unknown_key": "model 'a' (entry 0): field 'generation.temprature': unknown key; did you "
-                              "mean 'temperature'? (allowed: temperature, top_p, top_k, max_gen_toks)",
+                              "mean 'temperature'? (allowed: temperature, top_p, top_k, max_gen_toks, min_p)",
     "floor_curve_without_n": "model 'a' (entry 0): field 'floors.graph.cov': 'cov' is a curve; name its "
                              "threshold, e.g. 'cov@8'",
     "floor_unknown_metric": "model 'a' (entry 0): field 'floors.graph.accuracy@8': unknown metric key "
