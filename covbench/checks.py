@@ -68,14 +68,14 @@ def record_problems(run: Run) -> list[str]:
     return problems
 
 
-def plain_sampling(record: RunRecord) -> bool:
-    """Sampled at temperature 1 with no truncation: the distribution that scoring describes today.
-
-    (A policy-scored run — the scores under the entry's temperature and truncation — is compared
-    whatever its settings; see docs/policies.md.)"""
-    s = record.provenance.sampling
-    if s.get("policy_scored"):
-        return True
+def same_policy(sampled: RunRecord, scored: RunRecord) -> bool:
+    """Whether the samples were drawn from the policy the scores describe (docs/policies.md): the runner
+    records each run's policy; runs stored before it did are compared when they sampled at temperature 1
+    without truncation (what scoring then described)."""
+    a, b = sampled.provenance.sampling.get("policy"), scored.provenance.sampling.get("policy")
+    if a is not None and b is not None:
+        return a == b
+    s = sampled.provenance.sampling
     return float(s.get("temperature", 1.0) or 1.0) == 1.0 and not s.get("top_p") and not s.get("top_k")
 
 
@@ -97,7 +97,7 @@ def agreement_problems(sampled: Run, scored: Run) -> list[str]:
     known-π_D tasks, whose verifier accepts exactly S_x; a gold-answer verifier may accept more strings
     than y* (e.g. "12."), so there only the lower end is a bound on the measured value.
     """
-    if sampled.samples is None or scored.docs is None or not plain_sampling(sampled.record):
+    if sampled.samples is None or scored.docs is None or not same_policy(sampled.record, scored.record):
         return []
     docs = scored.docs
     index = {int(d): i for i, d in enumerate(docs.doc_id)}

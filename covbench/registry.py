@@ -115,6 +115,8 @@ class ModelSpec(_Spec):
     generation: GenerationDefaults | None = None
     family: str | None = Field(None, min_length=1)
     step: int | None = Field(None, ge=0)
+    axis: str | None = Field(None, min_length=1, description="what the family varies: 'temperature', 'bits', ...")
+    x: float | None = Field(None, description="this member's position on the family's axis (default: step)")
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     default: bool = False
@@ -133,6 +135,10 @@ class ModelSpec(_Spec):
         for field, text in (("name", self.name), ("family", self.family), *(("tasks", t) for t in self.tasks or ())):
             if text is not None and not text.isprintable():  # names become test ids, file names, table cells
                 raise _FieldError(field, f"must not contain control characters (got {_short(text)})")
+        if (self.axis is not None or self.x is not None) and self.family is None:
+            raise _FieldError("axis" if self.axis is not None else "x", "requires family (the family it places the model in)")
+        if self.x is not None and not math.isfinite(self.x):
+            raise _FieldError("x", f"must be a finite number, got {self.x}")
         if self.step is not None and self.family is None:
             raise _FieldError("step", "step requires family (the training run it is a checkpoint of)")
         if self.name in SELECTORS:

@@ -194,7 +194,8 @@ def run_job(spec: ModelSpec, task_name: str, results_dir: Path, *, n: int | None
     if prev is not None and prev.samples is not None and new_samples is not None:
         new_samples = merge_samples(prev.samples, new_samples)
     record = RunRecord(
-        model=spec.name, task=task_name, family=spec.family, step=spec.step, description=spec.description,
+        model=spec.name, task=task_name, family=spec.family, step=spec.step, axis=spec.axis, x=spec.x,
+        description=spec.description,
         descriptor=info.descriptor, provenance=_provenance(spec, info, seed, want_n, new_samples),
         metrics=summarize(docs, new_samples, info.descriptor.reference))
     run = Run(record, docs, new_samples)
@@ -255,6 +256,23 @@ def _gen_kwargs(spec: ModelSpec) -> dict[str, Any] | None:
     return kwargs
 
 
+def policy_label(spec: ModelSpec, info: TaskInfo) -> str:
+    """The policy a run describes (docs/policies.md): for a sampling task the one its samples were drawn
+    from (the task's generation settings overridden by the entry's; transformers' default top-k of 50
+    where neither sets one; "greedy" without sampling), for a scoring task the one the backend scores
+    (the entry's on ``hf-fast``, temperature 1 and no truncation on stock ``hf``). The suite compares
+    exact and sampled Pass@N only when the two runs describe the same policy."""
+    from covbench.backends.policy import Policy, policy_of
+
+    if info.kind != "sample":
+        return policy_of(spec).label if spec.backend == "hf-fast" else Policy().label
+    merged = {**dict(info.task.config.generation_kwargs or {}), **(_gen_kwargs(spec) or {})}
+    if merged.get("do_sample") is False or float(merged.get("temperature", 1.0) or 0.0) == 0.0:
+        return "greedy"
+    return Policy(temperature=float(merged.get("temperature", 1.0)), top_k=int(merged.get("top_k", 50)),
+                  top_p=merged.get("top_p"), min_p=merged.get("min_p")).label
+
+
 def merge_samples(old: SampleArrays, new: SampleArrays) -> SampleArrays:
     """Append ``new``'s samples after ``old``'s, prompt by prompt (sample index order is kept)."""
     index = {int(d): i for i, d in enumerate(new.doc_id)}
@@ -278,6 +296,7 @@ def _provenance(spec: ModelSpec, info: TaskInfo, seed: int, n: int,
         sampling.update(temperature=samples.temperature, max_gen_toks=samples.max_gen_toks)
     gen = _gen_kwargs(spec) or {}
     sampling.update({k: v for k, v in gen.items() if isinstance(v, (int, float, str, bool))})
+    sampling["policy"] = policy_label(spec, info)
     return Provenance(
         covbench_version=covbench.__version__, lm_eval_version=getattr(lm_eval, "__version__", "unknown"),
         git_commit=_git_commit(), task_hash=info.task_hash, model_spec_hash=spec_hash(spec), seed=seed,

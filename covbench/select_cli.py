@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from covbench import metrics, selection
-from covbench.records import RunRecord, format_n, metric_key
+from covbench.records import Run, RunRecord, format_n, metric_key
 from covbench.registry import RegistryError, load_registry
 
 TABLE_COV_NS = (2.0, 4.0, 8.0, 16.0)
@@ -68,7 +68,7 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _score(family: list, task: str, results_dir: Path, tasks_dir: str | None) -> list[RunRecord] | None:
+def _score(family: list, task: str, results_dir: Path, tasks_dir: str | None) -> list[Run] | None:
     from covbench.backends import BackendError
     from covbench.runner import TASKS_DIR, RunError, TaskError, run_job
 
@@ -80,11 +80,11 @@ def _score(family: list, task: str, results_dir: Path, tasks_dir: str | None) ->
             print(f"covbench select: {e}", file=sys.stderr)
             return None
         print(out.message, file=sys.stderr)
-        if out.record.docs is None:
+        if out.run.docs is None:
             print(f"covbench select: task '{task}' stores no per-doc log-probs; use a scoring task",
                   file=sys.stderr)
             return None
-        records.append(out.record)
+        records.append(out.run)
     return records
 
 
@@ -93,22 +93,24 @@ def _value(rec: RunRecord, key: str) -> float | None:
     return None if est is None or math.isnan(est.value) else est.value
 
 
-def compare(records: list[RunRecord], n: float) -> dict:
-    """Per-checkpoint metrics and the three picks (min CE, min KL, tournament at ``n``)."""
-    logp = np.array([r.docs.logp_model for r in records], dtype=float)  # [K checkpoints, prompts]
-    weights = records[0].docs.weight
-    t = selection.tournament(logp, n, weights=weights)
-    names = [r.model for r in records]
-    rows = [{"name": r.model, "step": r.step, "ce": _value(r, "ce"), "kl": _value(r, "kl"),
-             "cov": {format_n(x): _value(r, metric_key("cov", x)) for x in metrics.DEFAULT_COV_NS},
-             "pass_at": {format_n(x): _value(r, metric_key("pass_exact", x)) for x in metrics.DEFAULT_PASS_NS}}
-            for r in records]
+def compare(runs: list[Run], n: float) -> dict:
+    """Per-checkpoint metrics and the three picks (min CE, min KL, tournament at ``n``), the picks on the
+    prompts every checkpoint was scored on (:func:`covbench.selection.family_picks`)."""
+    names = [r.record.model for r in runs]
+    first = runs[0].docs
+    picks = selection.family_picks(names, [r.docs.doc_id for r in runs], [r.docs.logp_model for r in runs], n,
+                                   None if first is None else first.weight, None if first is None else first.doc_id)
+    rows = [{"name": r.record.model, "step": r.record.step, "ce": _value(r.record, "ce"), "kl": _value(r.record, "kl"),
+             "cov": {format_n(x): _value(r.record, metric_key("cov", x)) for x in metrics.DEFAULT_COV_NS},
+             "pass_at": {format_n(x): _value(r.record, metric_key("pass_exact", x)) for x in metrics.DEFAULT_PASS_NS}}
+            for r in runs]
     kls = [row["kl"] for row in rows]
     min_kl = names[int(np.nanargmin([math.nan if k is None else k for k in kls]))] if any(
         k is not None for k in kls) else None
-    return {"checkpoints": rows, "min_ce_pick": names[selection.min_ce(logp, weights=weights)],
-            "min_kl_pick": min_kl, "tournament_pick": names[t.pick], "tournament_n": n,
-            "tournament_scores": {name: float(s) for name, s in zip(names, t.scores)}}
+    return {"checkpoints": rows, "min_ce_pick": None if picks.min_ce is None else names[picks.min_ce],
+            "min_kl_pick": min_kl, "tournament_pick": None if picks.tournament is None else names[picks.tournament],
+            "tournament_n": n, "n_prompts": picks.n_prompts,
+            "tournament_scores": {name: float(s) for name, s in zip(names, picks.scores)}}
 
 
 def render(result: dict) -> str:

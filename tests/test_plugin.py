@@ -143,7 +143,7 @@ def test_samples_n_must_be_a_positive_integer(pytester: pytest.Pytester, value: 
 _RECORDING_TESTS = """
     import pytest
     from types import SimpleNamespace
-    from covbench.records import Estimate, Provenance, RunRecord
+    from covbench.records import Estimate, Provenance, Run, RunRecord, TaskDescriptor
     from covbench.store import write_run
 
     PROV = Provenance(covbench_version="0", lm_eval_version="0", git_commit="x", task_hash="t",
@@ -151,9 +151,10 @@ _RECORDING_TESTS = """
 
     @pytest.mark.parametrize("model,ce", [("model-a", 0.5), ("model-b", 0.25)])
     def test_record(covbench_record, covbench_results_dir, model, ce):
-        rec = RunRecord(model=model, task="graph_fig1", reference="known", provenance=PROV,
+        rec = RunRecord(model=model, task="graph_fig1", provenance=PROV,
+                        descriptor=TaskDescriptor(name="graph_fig1", reference="known", kind="loglikelihood"),
                         metrics={"ce": Estimate(value=ce), "cov@4": Estimate(value=ce / 10)})
-        path = write_run(covbench_results_dir, rec)
+        path = write_run(covbench_results_dir, Run(rec))
         covbench_record(SimpleNamespace(path=path, record=rec, message=f"{model}: scored"))
 """
 
@@ -168,8 +169,8 @@ def test_terminal_summary_tables_recorded_runs(pytester: pytest.Pytester, xdist:
     out = result.stdout.str()
     row_a = next(line for line in out.splitlines() if line.startswith("model-a "))
     row_b = next(line for line in out.splitlines() if line.startswith("model-b "))
-    assert row_a.split()[1:3] == ["0.500", "0.050"] and row_a.split()[-2:] == ["2", "2"]
-    assert row_b.split()[1:3] == ["0.250", "0.025"] and row_b.split()[-2:] == ["1", "1"]
+    assert row_a.split()[1:3] == ["0.500", "0.050"] and row_a.split()[-3:] == ["2", "2", "—"]
+    assert row_b.split()[1:3] == ["0.250", "0.025"] and row_b.split()[-3:] == ["1", "1", "—"]
     assert "model-a: scored" in out and "model-b: scored" in out
 
 

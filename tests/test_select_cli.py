@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from covbench import selection
-from covbench.records import DocArrays, Estimate
+from covbench.records import DocArrays, Run
 from covbench.select_cli import compare, main, render
 from records_factory import record
 
@@ -19,8 +19,8 @@ def _ckpt(name, step, p_target, kl):
     docs = DocArrays(doc_id=list(range(len(lp))), logp_model=lp, logp_ref=[0.0] * len(lp),
                      n_tokens=[6] * len(lp), n_bytes=[12] * len(lp))
     rec = record(name, "graph_fig1", {"ce": float(np.mean(-np.log(p_target))), "kl": kl,
-                                      "pass_exact@8": 0.9}, reference="known", docs=docs, family="f", step=step)
-    return rec
+                                      "pass_exact@8": 0.9}, reference="known", family="f", step=step)
+    return Run(rec, docs)
 
 
 def test_tournament_and_min_ce_disagree_on_a_fig1_like_family():
@@ -30,6 +30,7 @@ def test_tournament_and_min_ce_disagree_on_a_fig1_like_family():
     early = _ckpt("early", 10, [0.6] * maj * 10 + [0.4] * mino * 10, 0.55)
     late = _ckpt("late", 100, [0.98] * maj * 10 + [0.02] * mino * 10, 0.41)
     result = compare([early, late], 4.0)
+    assert result["n_prompts"] == 100
     assert result["min_ce_pick"] == "late" and result["min_kl_pick"] == "late"
     assert result["tournament_pick"] == "early"
     logp = np.array([early.docs.logp_model, late.docs.logp_model])
@@ -39,6 +40,14 @@ def test_tournament_and_min_ce_disagree_on_a_fig1_like_family():
     assert row["pass_at"]["8"] == 0.9 and row["pass_at"]["4"] is None  # missing is null, never 0
     text = render(result)
     assert "T = coverage tournament at N = 4 (early)" in text and "C = min CE (late)" in text
+
+
+def test_picks_use_only_the_prompts_every_checkpoint_shares():
+    a = _ckpt("a", 1, [0.5] * 10, 0.7)
+    b = _ckpt("b", 2, [0.5] * 10, 0.7)
+    fewer = Run(b.record, b.docs.take(np.arange(2, 10)))  # b was scored on prompts 2..9 only
+    result = compare([a, fewer], 2.0)
+    assert result["n_prompts"] == 8
 
 
 def test_bad_arguments_are_one_line(tmp_path, capsys):

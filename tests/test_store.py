@@ -7,6 +7,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import shutil
 import struct
 import time
 from pathlib import Path
@@ -134,7 +135,7 @@ def test_index_finds_latest_without_opening_every_run(tmp_path, monkeypatch):
     for m in range(5):
         write_run(tmp_path, run(model=f"m{m}", metrics={"ce": float(m)}))
     first = catalog(tmp_path)
-    assert (tmp_path / INDEX_DIR / INDEX_NAME).is_file()
+    assert len(list((tmp_path / INDEX_DIR / INDEX_NAME).glob("shard-*.safetensors"))) == 5 or (tmp_path / INDEX_DIR / INDEX_NAME).is_dir()
     time.sleep(store.index.RACY_NS / 1e9 + 0.1)  # past the racy window: folders may now be trusted
     catalog(tmp_path)  # a look after the window records the folders as settled
     opened = []
@@ -151,7 +152,7 @@ def test_index_sees_new_runs_and_agrees_with_a_rebuild(tmp_path):
     write_run(tmp_path, run(model="b", metrics={"ce": 3.0}))
     cat = catalog(tmp_path)
     assert [cat.estimate(i, "ce").value for i in range(len(cat))] == [2.0, 3.0]
-    (tmp_path / INDEX_DIR / INDEX_NAME).unlink()
+    shutil.rmtree(tmp_path / INDEX_DIR / INDEX_NAME)
     rebuilt = catalog(tmp_path)
     assert rebuilt.rels == cat.rels and rebuilt.smalls == cat.smalls
     np.testing.assert_array_equal(rebuilt.values, cat.values)
@@ -161,7 +162,8 @@ def test_index_sees_new_runs_and_agrees_with_a_rebuild(tmp_path):
 def test_corrupt_index_is_rebuilt(tmp_path, garbage):
     write_run(tmp_path, run(metrics={"ce": 1.5}))
     catalog(tmp_path)
-    (tmp_path / INDEX_DIR / INDEX_NAME).write_bytes(garbage)
+    for shard in (tmp_path / INDEX_DIR / INDEX_NAME).glob("shard-*.safetensors"):
+        shard.write_bytes(garbage)
     cat = catalog(tmp_path)
     assert len(cat) == 1 and cat.estimate(0, "ce").value == 1.5
 
@@ -205,6 +207,23 @@ def test_format_1_runs_are_read_and_migrated(tmp_path):
     migrated = folder / (old.name[:-5] + ".safetensors")
     assert read_run(migrated).equals(legacy)
     assert store_main(["migrate", str(tmp_path)]) == 1  # idempotent
+
+
+def test_a_refresh_rewrites_only_the_shards_that_changed(tmp_path):
+    from covbench.store.index import shard_of
+
+    for m in range(20):
+        write_run(tmp_path, run(model=f"m{m}", metrics={"ce": float(m)}))
+    catalog(tmp_path)
+    time.sleep(store.index.RACY_NS / 1e9 + 0.1)
+    catalog(tmp_path)
+    shards = {p: p.stat().st_mtime_ns for p in (tmp_path / INDEX_DIR / INDEX_NAME).glob("shard-*")}
+    path = write_run(tmp_path, run(model="m3", metrics={"ce": 9.0}))
+    cat = catalog(tmp_path)
+    assert cat.estimate(cat.find("m3", "t"), "ce").value == 9.0
+    touched = {p for p, t in shards.items() if p.stat().st_mtime_ns != t}
+    folder = f"{path.parent.parent.name}/{path.parent.name}"
+    assert touched == {tmp_path / INDEX_DIR / INDEX_NAME / f"shard-{shard_of(folder):02d}.safetensors"}
 
 
 def test_store_command_ls_and_bad_root(tmp_path, capsys):

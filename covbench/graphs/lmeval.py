@@ -85,19 +85,22 @@ class TaskSpec:
     description: str = ""
     extra: dict = field(default_factory=dict)
     pairs_with: str | None = None  # sampling task: the scoring task on the same docs (suite cross-checks)
+    rank: tuple[float, float] = (8.0, 4.0)  # (pass_n, cov_n) the leaderboard ranks the task at
+    classes: tuple[str, ...] = ()  # the docs' class labels, in display order
 
 
 _FIG1_DATA = DataSpec(family="fig1", n_layers=4, m=32, mixture="fig1_finetune", seed=1, n=512)
 TASKS: dict[str, TaskSpec] = {
-    "graph_fig1": TaskSpec("graph_fig1", _FIG1_DATA, "loglikelihood",
+    "graph_fig1": TaskSpec("graph_fig1", _FIG1_DATA, "loglikelihood", classes=("G1", "G2"),
                            description="Fig. 1 fine-tuning mixture (G1 0.9 / G2 0.1), exact CE/KL/Cov_N/Pass@N"),
     "graph_fig1_sample": TaskSpec("graph_fig1_sample", _FIG1_DATA, "sample", repeats=32, first_docs=128,
-                                  pairs_with="graph_fig1",
+                                  pairs_with="graph_fig1", classes=("G1", "G2"),
                                   description="Fig. 1, measured Pass@N from 32 samples per prompt"),
     **{f"graph_fig2_h{h}": TaskSpec(
         f"graph_fig2_h{h}", DataSpec(family="fig2", n_layers=h, m=128, mixture="fig2", seed=2000 + h,
                                      n_per_class=256),
-        "loglikelihood", weighted=True,
+        "loglikelihood", weighted=True, rank=(32.0, 16.0), classes=("G1", "G2", "G3"),
+        # Fig. 2 of the paper reads coverage at N = 16 (docs/coverage-principle.md#fig2): Pass@32 with Cov_16
         description=f"Fig. 2, H = {h}: classes 0.94/0.05/0.01, stratified, exact CE/KL/Cov_N")
        for h in gen.FIG2_HS},
 }
@@ -251,15 +254,20 @@ def task_config(spec: TaskSpec) -> dict[str, Any]:
                 "target_delimiter": "", "process_results": f"!function {_FN}.{fn}"}
     else:
         cfg |= {"output_type": "generate_until", "doc_to_target": "target", "repeats": spec.repeats,
+                # top_k 0: the full distribution (transformers 5 would add top_k = 50), the one scored
                 "generation_kwargs": {"until": ["\n"], "max_gen_toks": response_len + 1, "do_sample": True,
-                                      "temperature": 1.0},
+                                      "temperature": 1.0, "top_k": 0},
                 "filter_list": [{"name": "all", "filter": [
                     {"function": "custom", "filter_fn": "!function covbench.taskglue.keep_all"}]}],
                 "process_results": f"!function {_FN}.process_results_sample"}
     keys = taskglue.metric_names(spec.kind)
     cfg["metric_list"] = taskglue.metric_list(keys, weighted=spec.weighted, aggregation_fn=f"{_FN}.weighted_mean")
-    cfg["metadata"] = {"version": 1.0, "covbench": {"reference": "known", "kind": spec.kind,
-                                                    "adapter": ADAPTER, "data": data}}
+    block: dict[str, Any] = {"reference": "known", "kind": spec.kind, "adapter": ADAPTER, "title": spec.description}
+    if spec.rank != (8.0, 4.0):
+        block["rank"] = {"pass_n": spec.rank[0], "cov_n": spec.rank[1]}
+    if spec.classes:
+        block["classes"] = list(spec.classes)
+    cfg["metadata"] = {"version": 1.0, "covbench": {**block, "data": data}}
     if spec.pairs_with:
         cfg["metadata"]["covbench"]["pairs_with"] = spec.pairs_with
     return cfg

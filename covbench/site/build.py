@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from covbench import metrics, selection, store, views
-from covbench.records import RankNs
+from covbench import metrics, store, views
+from covbench.records import TaskDescriptor
 from covbench.store import Catalog, slug
 
 from . import cells, export, plots, state
@@ -42,16 +42,6 @@ class BuildError(Exception):
     """A problem with the command's arguments; one line."""
 
 
-@dataclass(frozen=True)
-class Output:
-    """One file of the site: its path, the key of its inputs (None: always rendered) and how to render it."""
-
-    rel: str
-    key: str | None
-    render: Callable[[], bytes] | None
-    source: Path | None = None  # a store file published as it is (hard-linked), instead of rendered
-
-
 @dataclass
 class Report:
     """What a build did (for the command's summary line and the tests)."""
@@ -59,8 +49,8 @@ class Report:
     n_models: int = 0
     n_tasks: int = 0
     errors: tuple[str, ...] = ()
-    rendered: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
+    rendered: list[str] = field(default_factory=list)  # the pieces made again (pages, plots, CSVs)
+    kept: list[str] = field(default_factory=list)  # the pieces reused from the published site
     seconds: float = 0.0
 
 
@@ -77,12 +67,13 @@ class _Keys:
         runs = [(self.cat.model(i), self.rel(i), self.rel(g.samplers.get(self.cat.model(i)))) for i in g.entries]
         return state.key("task", g.task, g.descriptor.model_dump(mode="json"), runs)
 
-    def model(self, page: views.ModelPage) -> str:
-        return state.key("model", page.name, page.family, [self.rel(i) for i in page.entries])
+    def model(self, name: str, entries: Sequence[int]) -> str:
+        family = self.cat.smalls[entries[0]].get("family") if entries else None
+        return state.key("model", name, family, [self.rel(i) for i in entries])
 
-    def family(self, fam: views.Family) -> str:
-        return state.key("family", fam.name, [(t.task, t.rank.model_dump(), t.axis, [self.rel(i) for i in t.entries])
-                                              for t in fam.tasks])
+    def family(self, name: str, members: dict[str, list[int]], groups: dict[str, views.TaskGroup]) -> str:
+        return state.key("family", name, [(t, groups[t].descriptor.rank.model_dump(), [self.rel(i) for i in idx])
+                                          for t, idx in members.items()])
 
 
 def _agreement_json(a: views.Agreement) -> dict:
@@ -91,36 +82,6 @@ def _agreement_json(a: views.Agreement) -> dict:
 
 def _agreement(d: dict) -> views.Agreement:
     return views.Agreement(metrics.TauCI(**d["ci"]), d["n_ranked"], d["source"])
-
-
-class _Memo:
-    """τ and tournament results by input key: from the previous state, else computed (and remembered)."""
-
-    def __init__(self, cat: Catalog, keys: _Keys, old: dict, get: views.GetVectors) -> None:
-        self.cat, self.keys, self.old, self.get = cat, keys, old, get
-        self.memo: dict = {}
-
-    def tau(self, g: views.TaskGroup, rows: tuple[views.Row, ...]) -> tuple[views.Agreement, views.Agreement]:
-        k = self.keys.group(g)
-        if k not in self.old:
-            pair = views.agreements(rows, views.tau_inputs(g, rows, self.cat, self.get))
-            self.old[k] = [_agreement_json(a) for a in pair]
-        self.memo[k] = self.old[k]
-        ce, cov = (_agreement(d) for d in self.old[k])
-        return ce, cov
-
-    def picks(self, cat: Catalog, order: Sequence[int], rank: RankNs) -> selection.FamilyPicks:
-        k = state.key("picks", [self.keys.rel(i) for i in order], rank.model_dump())
-        if k not in self.old:
-            p = views.picks_of(cat, order, self.get, rank)
-            self.old[k] = {"names": list(p.names), "scores": p.scores.tolist(), "tournament": p.tournament,
-                           "min_ce": p.min_ce, "n_prompts": p.n_prompts, "n_threshold": p.n_threshold}
-        self.memo[k] = self.old[k]
-        d = self.old[k]
-        import numpy as np
-
-        return selection.FamilyPicks(tuple(d["names"]), np.asarray(d["scores"], dtype=float), d["tournament"],
-                                     d["min_ce"], d["n_prompts"], d["n_threshold"])
 
 
 def _family_series(fam: views.Family) -> list[plots.FamilySeries]:
@@ -136,61 +97,171 @@ def _family_series(fam: views.Family) -> list[plots.FamilySeries]:
     return out
 
 
-def _task_curves(cat: Catalog, v: views.Views, b: views.Board) -> list[plots.ModelCurves]:
-    pages = {p.name: p for p in v.models}
-    out = []
-    for r in b.rows:
-        task = next(t for t in pages[r.model].tasks if t.task == b.task)
-        pts = {name: tuple(zip(task.ns, task.curves[:, j, 0].tolist()))
-               for j, name in enumerate(("cov", "pass_sampled", "pass_exact", "pass_pred"))}
-        out.append(plots.ModelCurves(r.model, pts["cov"], pts["pass_sampled"], pts["pass_exact"], pts["pass_pred"]))
-    return out
+@dataclass(frozen=True)
+class BoardSummary:
+    """What the index shows of a task board (kept in the build state, so an unchanged task's board is
+    not computed again)."""
+
+    task: str
+    slug: str
+    descriptor: TaskDescriptor
+    sampler_task: str | None
+    n_models: int
+    tau_ce: views.Agreement
+    tau_cov: views.Agreement
+    headline: str
+
+
+def _summary(b: views.Board) -> BoardSummary:
+    return BoardSummary(b.task, b.slug, b.descriptor, b.sampler_task, b.n_models, b.tau_ce, b.tau_cov, b.headline)
+
+
+def _summary_json(s: BoardSummary) -> dict:
+    return {"task": s.task, "slug": s.slug, "descriptor": s.descriptor.model_dump(mode="json"),
+            "sampler_task": s.sampler_task, "n_models": s.n_models, "tau": [_agreement_json(a) for a in (s.tau_ce, s.tau_cov)],
+            "headline": s.headline}
+
+
+def _summary_of(d: dict) -> BoardSummary:
+    ce, cov = (_agreement(a) for a in d["tau"])
+    return BoardSummary(d["task"], d["slug"], TaskDescriptor.model_validate(d["descriptor"]), d["sampler_task"],
+                        d["n_models"], ce, cov, d["headline"])
+
+
+class _Site:
+    """The build of one site: which pieces changed (by input key), the views of those, and their files.
+
+    Pieces whose key is unchanged since the published site are not computed again: their files are reused
+    and the index shows their board's summary from the build state (``summary:<key>``)."""
+
+    def __init__(self, cat: Catalog, old: state.State, pub: Publisher, report: Report) -> None:
+        self.cat, self.old, self.pub, self.report = cat, old, pub, report
+        self.keys = _Keys(cat)
+        self.get = cat.vectors.__getitem__  # the per-prompt vectors the store's index keeps
+        self.new = state.State()
+        self.groups = views.groups(cat)
+        self.by_task = {g.task: g for g in self.groups}
+        self._rows: dict[str, tuple[views.Row, ...]] = {}
+        self._boards: dict[str, views.Board] = {}
+        self.model_csv: dict[str, bytes] = {}
+
+    # -- views, made only when needed ----------------------------------------------------------------
+
+    def rows(self, g: views.TaskGroup) -> tuple[views.Row, ...]:
+        if g.task not in self._rows:
+            self._rows[g.task] = views.rows(self.cat, g)
+        return self._rows[g.task]
+
+    def board(self, g: views.TaskGroup) -> views.Board:
+        if g.task not in self._boards:
+            self._boards[g.task] = views.board(self.cat, g, self.get, None, self.rows(g))
+        return self._boards[g.task]
+
+    def row_map(self, g: views.TaskGroup) -> dict[str, views.Row]:
+        return {r.model: r for r in self.rows(g)}
+
+    # -- files -----------------------------------------------------------------------------------------
+
+    def _unchanged(self, rels: Sequence[str], key: str) -> bool:
+        """Record ``rels``' key; True when the published site has them all under the same key."""
+        for rel in rels:
+            self.new.files[rel] = key
+        return all(self.old.files.get(rel) == key for rel in rels) and all(self.pub.has(rel) for rel in rels)
+
+    def _keep(self, rels: Sequence[str]) -> None:
+        for rel in rels:
+            self.pub.keep(rel)
+            self.report.kept.append(rel)
+
+    def _put(self, rel: str, data: bytes) -> None:
+        self.pub.write(rel, data)
+        self.report.rendered.append(rel)
+
+    def task_files(self) -> list[BoardSummary]:
+        summaries = []
+        for g in self.groups:
+            k = self.keys.group(g)
+            slug_ = slug(g.task)
+            plot = f"plots/t-{slug_}.svg" if len(g.entries) <= plots.MAX_CURVES else None
+            rels = [f"tasks/{slug_}.html", f"data/tasks/{slug_}.csv"] + ([plot] if plot else [])
+            memo_key = f"summary:{k}"
+            if self._unchanged(rels, k) and memo_key in self.old.memo:
+                self._keep(rels)
+                self.new.memo[memo_key] = self.old.memo[memo_key]
+                summaries.append(_summary_of(self.old.memo[memo_key]))
+                continue
+            b = self.board(g)
+            self._put(rels[0], render("task.html.jinja", root="../", b=b, cells=[cells.row_cells(r) for r in b.rows],
+                                      plot=plot.split("/")[1] if plot else "", family_slug=slug).encode())
+            self._put(rels[1], export.board_csv(b).encode())
+            if plot:
+                self._put(plot, plots.task_curves_svg(b.task, self._curves(g, b)).encode())
+            summary = _summary(b)
+            self.new.memo[memo_key] = _summary_json(summary)
+            summaries.append(summary)
+        return summaries
+
+    def _curves(self, g: views.TaskGroup, b: views.Board) -> list[plots.ModelCurves]:
+        pairs = views.model_entries(self.cat, [g])
+        out = []
+        for r in b.rows:
+            task = views.model_page(self.cat, r.model, pairs[r.model], lambda _g: self.row_map(g)).tasks[0]
+            pts = {name: tuple(zip(task.ns, task.curves[:, j, 0].tolist()))
+                   for j, name in enumerate(("cov", "pass_sampled", "pass_exact", "pass_pred"))}
+            out.append(plots.ModelCurves(r.model, pts["cov"], pts["pass_sampled"], pts["pass_exact"], pts["pass_pred"]))
+        return out
+
+    def model_files(self) -> list[dict]:
+        """Each model's page, metrics CSV and run files; returns the models list's rows."""
+        listing = []
+        for name, pairs in views.model_entries(self.cat, self.groups).items():
+            entries = views.page_entries(pairs, self.cat)
+            k = self.keys.model(name, entries)
+            mslug = slug(name)
+            html, csv_rel = f"models/{mslug}.html", f"data/models/{mslug}.csv"
+            links = [run_link(self.cat, i) for i in entries]
+            s = self.cat.smalls[pairs[0][1]]
+            listing.append({"name": name, "slug": mslug, "family": s.get("family"),
+                            "family_slug": slug(s["family"]) if s.get("family") else "", "step": s.get("step"),
+                            "description": s.get("description", ""), "n_tasks": len(pairs)})
+            if self._unchanged([html, csv_rel], k):
+                self._keep([html, csv_rel])
+                self.model_csv[name] = self.pub.read_published(csv_rel)
+            else:
+                page = views.model_page(self.cat, name, pairs, self.row_map)
+                self._put(html, render("model.html.jinja", root="../", model=page,
+                                       run_link=lambda i: run_link(self.cat, i)).encode())
+                self.model_csv[name] = export.model_csv(self.cat, entries).encode()
+                self._put(csv_rel, self.model_csv[name])
+            for i, rel in zip(entries, links):  # the store's run files, as they are (never modified)
+                self.new.files[rel] = self.cat.rels[i]
+                self.pub.publish(rel, self.cat.path(i))
+        return listing
+
+    def family_files(self) -> list[tuple[str, str, int]]:
+        """Each family's page, plot and CSV; returns (name, slug, number of tasks) for the index."""
+        out = []
+        members = views.family_members(self.cat, [g.task for g in self.groups])
+        for name, by_task in members.items():
+            k = self.keys.family(name, by_task, self.by_task)
+            fslug = slug(name)
+            rels = [f"families/{fslug}.html", f"data/families/{fslug}.csv", f"plots/f-{fslug}.svg"]
+            out.append((name, fslug, len(by_task)))
+            if self._unchanged(rels, k):
+                self._keep(rels)
+                continue
+            fam = views.family(name, by_task, {t: self.board(self.by_task[t]) for t in by_task}, self.cat, self.get)
+            self._put(rels[0], render("family.html.jinja", root="../", family=fam, plot=rels[2].split("/")[1]).encode())
+            self._put(rels[1], export.family_csv(fam.tasks).encode())
+            axis = " / ".join(sorted({t.axis for t in fam.tasks}))
+            self._put(rels[2], plots.family_svg(fam.name, axis, _family_series(fam)).encode())
+        return out
 
 
 def run_link(cat: Catalog, i: int) -> str:
     """Where the site publishes entry ``i``'s run file: ``data/runs/<model>--<task>.safetensors``."""
     task, model, _ = cat.rels[i].split("/")
     return f"data/runs/{model}--{task}.safetensors"
-
-
-def outputs(cat: Catalog, v: views.Views, keys: _Keys) -> list[Output]:
-    """Every file of the site except ``data/results.csv`` and the state, with its input key."""
-    enc = str.encode
-    out: list[Output] = []
-    fam_slug = lambda name: slug(name)  # noqa: E731 (a family's page, linked from the task tables)
-    for g, b in zip(v.groups, v.boards):
-        k = keys.group(g)
-        plot = f"t-{b.slug}.svg" if len(b.rows) <= plots.MAX_CURVES else ""
-        out.append(Output(f"tasks/{b.slug}.html", k, lambda b=b, plot=plot: enc(render(
-            "task.html.jinja", root="../", b=b, cells=[cells.row_cells(r) for r in b.rows], plot=plot,
-            family_slug=fam_slug))))
-        out.append(Output(f"data/tasks/{b.slug}.csv", k, lambda b=b: enc(export.board_csv(b))))
-        if plot:
-            out.append(Output(f"plots/{plot}", k, lambda b=b: enc(plots.task_curves_svg(b.task, _task_curves(cat, v, b)))))
-    for page in v.models:
-        k = keys.model(page)
-        out.append(Output(f"models/{page.slug}.html", k, lambda p=page: enc(render(
-            "model.html.jinja", root="../", model=p, run_link=lambda i: run_link(cat, i)))))
-        out.append(Output(f"data/models/{page.slug}.csv", k, lambda p=page: enc(export.model_csv(cat, p.entries))))
-        for i in page.entries:
-            out.append(Output(run_link(cat, i), keys.rel(i), None, cat.path(i)))
-    for fam in v.families:
-        k = keys.family(fam)
-        plot = f"f-{fam.slug}.svg" if fam.tasks else ""
-        out.append(Output(f"families/{fam.slug}.html", k, lambda f=fam, plot=plot: enc(render(
-            "family.html.jinja", root="../", family=f, plot=plot))))
-        out.append(Output(f"data/families/{fam.slug}.csv", k, lambda f=fam: enc(export.family_csv(f.tasks))))
-        if plot:
-            axis = " / ".join(sorted({t.axis for t in fam.tasks}))
-            out.append(Output(f"plots/{plot}", k, lambda f=fam, axis=axis: enc(plots.family_svg(f.name, axis, _family_series(f)))))
-    out.append(Output("index.html", None, lambda: enc(render(
-        "index.html.jinja", root="", boards=v.boards, families=v.families, errors=cat.errors,
-        cards=list(metrics.METRICS.values())))))
-    out.append(Output("models.html", None, lambda: enc(render("models.html.jinja", root="", models=v.models))))
-    for name in ("style.css", "sort.js"):
-        data = (STATIC / name).read_bytes()
-        out.append(Output(f"static/{name}", state.key("static", data.decode()), lambda data=data: data))
-    return out
 
 
 def build(results: Path, out_dir: Path) -> Report:
@@ -203,34 +274,18 @@ def build(results: Path, out_dir: Path) -> Report:
     report = Report(n_models=len({cat.model(i) for i in range(len(cat))}),
                     n_tasks=len({cat.task(i) for i in range(len(cat))}), errors=cat.errors)
     with Publisher(Path(out_dir)) as pub:
-        old = state.load(pub.out)
-        keys = _Keys(cat)
-        get = cat.vectors.__getitem__  # the per-prompt vectors the store's index keeps
-        memo = _Memo(cat, keys, dict(old.memo), get)
-        v = views.build(cat, get, memo.tau, memo.picks)  # 2. views
-        new = state.State(memo=memo.memo)
-        model_csv: dict[str, bytes] = {}
-        for o in outputs(cat, v, keys):  # 3. render (or reuse)
-            if o.key is not None:
-                new.files[o.rel] = o.key
-                if old.files.get(o.rel) == o.key and pub.keep(o.rel):
-                    report.kept.append(o.rel)
-                    if o.rel.startswith("data/models/") and o.rel.endswith(".csv"):
-                        model_csv[o.rel] = (pub.out / o.rel).read_bytes()
-                    continue
-            if o.source is not None:
-                pub.publish(o.rel, o.source)
-                report.rendered.append(o.rel)
-                continue
-            data = o.render()  # type: ignore[misc]
-            pub.write(o.rel, data)
-            report.rendered.append(o.rel)
-            if o.rel.startswith("data/models/") and o.rel.endswith(".csv"):
-                model_csv[o.rel] = data
+        site = _Site(cat, state.load(pub.out), pub, report)  # 2.-3. the changed views, rendered
+        summaries = site.task_files()
+        listing = site.model_files()
+        families = site.family_files()
         header = export.METRICS_HEADER.encode()
-        pub.write("data/results.csv", header + b"".join(model_csv[f"data/models/{p.slug}.csv"][len(header):]
-                                                       for p in v.models))
-        for rel, data in state.dump(new).items():
+        pub.write("data/results.csv", header + b"".join(site.model_csv[m["name"]][len(header):] for m in listing))
+        pub.write("index.html", render("index.html.jinja", root="", boards=summaries, families=families,
+                                       errors=cat.errors, cards=list(metrics.METRICS.values())).encode())
+        pub.write("models.html", render("models.html.jinja", root="", models=listing).encode())
+        for name in ("style.css", "sort.js"):
+            pub.write(f"static/{name}", (STATIC / name).read_bytes())
+        for rel, data in state.dump(site.new).items():
             pub.write(rel, data)
     report.seconds = time.perf_counter() - start  # 4. published when the context closed
     return report

@@ -84,11 +84,11 @@ class Publisher:
             else:
                 shutil.rmtree(stale, ignore_errors=True)
 
-    def _parent(self, rel: str) -> Path:
-        path = self.tmp / rel
+    def _parent(self, rel: str) -> str:
+        path = os.path.join(self.tmp, rel)
         folder = os.path.dirname(rel)
         if folder not in self._dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             self._dirs.add(folder)
         return path
 
@@ -111,10 +111,18 @@ class Publisher:
             except OSError as e:
                 raise PublishError(f"{path}: cannot write: {e.strerror}") from None
 
+    def has(self, rel: str) -> bool:
+        """Whether the published site has the file ``rel``."""
+        return os.path.isfile(os.path.join(self.out, rel))
+
+    def read_published(self, rel: str) -> bytes:
+        with open(os.path.join(self.out, rel), "rb") as f:
+            return f.read()
+
     def keep(self, rel: str) -> bool:
         """Reuse the published site's file ``rel`` unchanged (a hard link, else a copy); False if it has none."""
-        old = self.out / rel
-        if not old.is_file():
+        old = os.path.join(self.out, rel)
+        if not os.path.isfile(old):
             return False
         path = self._parent(rel)
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -84,7 +85,7 @@ def main(argv: Sequence[str]) -> int:
         return _ls(args.root, args.json)
     if args.command == "index":
         if args.rebuild:
-            (args.root / INDEX_DIR / INDEX_NAME).unlink(missing_ok=True)
+            shutil.rmtree(args.root / INDEX_DIR / INDEX_NAME, ignore_errors=True)
         cat = catalog(args.root)
         print(f"{args.root}: {len(cat)} latest runs indexed, {len(cat.errors)} unreadable files")
         for e in cat.errors:

@@ -13,9 +13,11 @@ The index is a cache, never the truth: the run files are. Writers never touch it
 3. if anything changed, the new index is written beside the old one and renamed over it (atomic), so
    two readers refreshing at once each leave a complete, correct index.
 
-The index is one safetensors file, ``<root>/.covbench/index.safetensors``: every latest run's metrics as a
-``[runs, keys, 4]`` float array (value, lo, hi, stderr), and the rest of each small part as JSON in the
-header. A missing, unreadable or foreign index is rebuilt from the run files.
+The index is 64 shard files, ``<root>/.covbench/index/shard-NN.safetensors`` (a folder's shard: a stable
+hash of its name), so a refresh after a few new runs rewrites a few small files, not the whole index.
+Each holds its latest runs' metrics as a ``[runs, keys, 4]`` float array (value, lo, hi, stderr), their
+per-prompt vectors (:class:`covbench.summarize.Vectors`, computed once per run), and the rest of each small
+part as JSON in the header. A missing, unreadable or foreign shard is rebuilt from the run files.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import secrets
 import struct
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -40,9 +43,10 @@ from covbench.summarize import Vectors, vectors_of
 from . import legacy, runfile
 from .runfile import RunFileError
 
-INDEX_FORMAT = "covbench-index-2"
+INDEX_FORMAT = "covbench-index-3"
 INDEX_DIR = ".covbench"
-INDEX_NAME = "index.safetensors"
+INDEX_NAME = "index"  # a folder of SHARDS files
+SHARDS = 64
 RACY_NS = 2_000_000_000  # folder times within 2 s of the look are re-checked next time (coarse clocks, NFS)
 _FIELDS = ("value", "lo", "hi", "stderr")
 _VEC_FIELDS = ("doc_id", *Vectors.FIELDS)
@@ -162,13 +166,25 @@ def _folders(root: Path) -> list[tuple[str, int]]:
 # ---- the index file -------------------------------------------------------------------------------
 
 
-def _index_path(root: Path) -> Path:
-    return root / INDEX_DIR / INDEX_NAME
+def shard_of(folder: str) -> int:
+    """The index shard holding a folder's entry (a stable hash of its name)."""
+    return zlib.crc32(folder.encode()) % SHARDS
+
+
+def _shard_path(root: Path, shard: int) -> Path:
+    return root / INDEX_DIR / INDEX_NAME / f"shard-{shard:02d}.safetensors"
 
 
 def _load_index(root: Path) -> dict[str, _Entry]:
-    """The entries of the stored index, or {} when it is missing, unreadable or not ours."""
-    path = _index_path(root)
+    """Every entry of the stored index's shards; a missing, unreadable or foreign shard gives none (its
+    folders are then read again)."""
+    out: dict[str, _Entry] = {}
+    for shard in range(SHARDS):
+        out.update(_load_shard(_shard_path(root, shard)))
+    return out
+
+
+def _load_shard(path: Path) -> dict[str, _Entry]:
     try:
         with open(path, "rb") as f:
             (n,) = struct.unpack("<Q", f.read(8))
@@ -202,7 +218,7 @@ def _load_index(root: Path) -> dict[str, _Entry]:
         return {}
 
 
-def _write_index(root: Path, entries: Sequence[_Entry]) -> None:
+def _write_shard(path: Path, entries: Sequence[_Entry]) -> None:
     live = [e for e in entries if e.metrics is not None]
     keys, values, present = _columns(live)
     slot = {e.folder: i for i, e in enumerate(live)}
@@ -237,9 +253,8 @@ def _write_index(root: Path, entries: Sequence[_Entry]) -> None:
         offset += len(raw)
     head = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
     head += b" " * (-len(head) % 8)
-    path = _index_path(root)
-    path.parent.mkdir(exist_ok=True)
-    tmp = path.parent / f".tmp-{INDEX_NAME}-{os.getpid()}-{secrets.token_hex(4)}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         tmp.write_bytes(struct.pack("<Q", len(head)) + head + b"".join(raw for _, _, raw in blobs))
         os.replace(tmp, path)
@@ -365,19 +380,24 @@ def refresh(root: Path, write: bool = True) -> Catalog:
     root = Path(root)
     old = _load_index(root)
     entries: list[_Entry] = []
-    changed = not old
     now_ns = time.time_ns()
-    for folder, mtime_ns in _folders(root):
+    found = _folders(root)
+    dirty = {shard_of(f) for f in set(old) - {f for f, _ in found}}  # folders that vanished
+    for folder, mtime_ns in found:
         prev = old.get(folder)
         if prev is not None and prev.mtime_ns == mtime_ns and not prev.racy:
             entries.append(prev)
             continue
         entries.append(_scan_folder(root, folder, mtime_ns, now_ns))
-        changed = True
-    changed = changed or len(entries) != len(old)
-    if changed and write and root.is_dir():
-        try:
-            _write_index(root, entries)
+        dirty.add(shard_of(folder))
+    if dirty and write and root.is_dir():
+        by_shard: dict[int, list[_Entry]] = {k: [] for k in dirty}
+        for e in entries:
+            if (k := shard_of(e.folder)) in by_shard:
+                by_shard[k].append(e)
+        try:  # only the shards that changed are written: a refresh after one new run writes one small file
+            for k, shard_entries in sorted(by_shard.items()):
+                _write_shard(_shard_path(root, k), shard_entries)
         except OSError:
             pass  # a read-only store still gives a correct catalog; only the next look is slower
     return _catalog(root, entries)

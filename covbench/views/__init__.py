@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from covbench.store import Catalog
 
-from .board import Agreement, Board, GetVectors, Row, TaskGroup, TauFn, agreements, board, groups, tau_inputs
-from .families import Family, FamilyTask, PicksFn, families, picks_of
-from .models import ModelPage, ModelTask, model_pages  # noqa: F401
+from .board import Agreement, Board, GetVectors, Row, TaskGroup, TauFn, agreements, board, groups, rows, tau_inputs
+from .families import Family, FamilyTask, PicksFn, families, family, family_members, picks_of
+from .models import ModelPage, ModelTask, model_entries, model_page, model_pages, page_entries
 from .vectors import Vectors, vectors_of
 
 __all__ = ["Agreement", "Board", "Family", "FamilyTask", "ModelPage", "ModelTask", "Row", "TaskGroup", "Vectors",

@@ -109,6 +109,10 @@ class Board:
     picks_pass: tuple[str, ...]
     headline: str
 
+    @property
+    def n_models(self) -> int:
+        return len(self.rows)
+
 
 def pass_used(measured: Estimate, exact: Estimate) -> tuple[Estimate, str]:
     """The Pass@N a board ranks by: measured (sampled) where stored, else exact; with its source."""
@@ -202,11 +206,17 @@ def tau_inputs(g: TaskGroup, board_rows: Sequence[Row], cat: Catalog, get: GetVe
     if ids.size == 0:
         return None
 
+    positions: dict[int, slice | np.ndarray] = {}
+
     def at(v: Vectors) -> slice | np.ndarray:
-        if np.array_equal(v.doc_id, ids):
-            return slice(None)
-        order = np.argsort(v.doc_id, kind="stable")
-        return order[np.searchsorted(v.doc_id, ids, sorter=order)]
+        """Where ``ids`` sit in ``v`` (computed once per vector)."""
+        if id(v) not in positions:
+            if np.array_equal(v.doc_id, ids):
+                positions[id(v)] = slice(None)
+            else:
+                order = np.argsort(v.doc_id, kind="stable")
+                positions[id(v)] = order[np.searchsorted(v.doc_id, ids, sorter=order)]
+        return positions[id(v)]
 
     nll = np.stack([v.nll[at(v)] for _, v, _ in picked])  # type: ignore[index]
     cov = np.stack([v.cov[at(v)] for _, v, _ in picked])  # type: ignore[index]
@@ -279,10 +289,11 @@ def headline(picks_ce: Sequence[str], picks_cov: Sequence[str], picks_pass: Sequ
 TauFn = Callable[[TaskGroup, tuple[Row, ...]], tuple[Agreement, Agreement]]
 
 
-def board(cat: Catalog, g: TaskGroup, get: GetVectors, tau: TauFn | None = None) -> Board:
+def board(cat: Catalog, g: TaskGroup, get: GetVectors, tau: TauFn | None = None,
+          board_rows: tuple[Row, ...] | None = None) -> Board:
     """The board of one task group; ``tau``: how to get its agreements (default: compute them; the site
-    passes a memo keyed by the group's runs)."""
-    board_rows = rows(cat, g)
+    passes a memo keyed by the group's runs); ``board_rows``: its rows if already made."""
+    board_rows = board_rows if board_rows is not None else rows(cat, g)
     if tau is None:
         tau_ce, tau_cov = agreements(board_rows, tau_inputs(g, board_rows, cat, get))
     else:

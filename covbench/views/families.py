@@ -99,16 +99,27 @@ def family_task(board: Board, members: Sequence[int], cat: Catalog, get: GetVect
                       tournament=pick_t, n_prompts=picks.n_prompts, headline=text)
 
 
+def family_members(cat: Catalog, task_order: Sequence[str]) -> dict[str, dict[str, list[int]]]:
+    """Each family's members (catalog indices) per task, families by name, tasks in ``task_order``."""
+    out: dict[str, dict[str, list[int]]] = {}
+    for i, s in enumerate(cat.smalls):
+        if s.get("family"):
+            out.setdefault(s["family"], {}).setdefault(cat.task(i), []).append(i)
+    rank = {t: k for k, t in enumerate(task_order)}
+    return {name: {t: out[name][t] for t in sorted(out[name], key=lambda t: rank.get(t, len(rank))) if t in rank}
+            for name in sorted(out)}
+
+
+def family(name: str, members: dict[str, list[int]], boards: dict[str, Board], cat: Catalog, get: GetVectors,
+           picks_fn: PicksFn | None = None) -> Family:
+    """One family's view: one :class:`FamilyTask` per task board its members are on."""
+    views = tuple(family_task(boards[t], idx, cat, get, picks_fn) for t, idx in members.items())
+    return Family(name=name, slug=slug(name), tasks=views)
+
+
 def families(boards: Sequence[Board], cat: Catalog, get: GetVectors, picks_fn: PicksFn | None = None) -> list[Family]:
     """Every family named in the catalog, sorted by name, with one view per task its checkpoints were
     scored on (a task's board)."""
-    out = []
-    names = sorted({s["family"] for s in cat.smalls if s.get("family")})
-    for name in names:
-        views = []
-        for b in boards:
-            members = [i for i in range(len(cat)) if cat.task(i) == b.task and cat.smalls[i].get("family") == name]
-            if members:
-                views.append(family_task(b, members, cat, get, picks_fn))
-        out.append(Family(name=name, slug=slug(name), tasks=tuple(views)))
-    return out
+    by_task = {b.task: b for b in boards}
+    return [family(name, members, by_task, cat, get, picks_fn)
+            for name, members in family_members(cat, [b.task for b in boards]).items()]

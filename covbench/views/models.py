@@ -8,7 +8,7 @@ the provenance of each run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +16,7 @@ import numpy as np
 from covbench.records import Estimate, TaskDescriptor, metric_key, split_key
 from covbench.store import Catalog, slug
 
-from .board import Board, TaskGroup
+from .board import Board, Row, TaskGroup
 
 CURVES = ("cov", "pass_sampled", "pass_exact", "pass_pred", "pass_pred_lo", "pass_pred_hi")
 
@@ -72,32 +72,49 @@ def _curves(cat: Catalog, at: np.ndarray, scorer: int, sampler: int | None) -> n
     return out
 
 
-def model_pages(cat: Catalog, groups: Sequence[TaskGroup], boards: Sequence[Board]) -> list[ModelPage]:
-    """One page per model in the catalog, in name order (its headline numbers are its board rows')."""
-    rows = {(b.task, r.model): r for b in boards for r in b.rows}
+def model_entries(cat: Catalog, groups: Sequence[TaskGroup]) -> dict[str, list[tuple[TaskGroup, int]]]:
+    """Each model's (task group, catalog index) pairs, models in name order: what its page shows."""
     by_model: dict[str, list[tuple[TaskGroup, int]]] = {}
-    layouts = {}
     for g in groups:
-        layouts[g.task] = _layout(cat, list(g.entries) + list(g.samplers.values()))
         for i in g.entries:
             by_model.setdefault(cat.model(i), []).append((g, i))
-    pages = []
-    for name in sorted(by_model):
-        tasks, entries = [], []
-        for g, i in by_model[name]:
-            sampler = g.samplers.get(name)
-            row = rows[(g.task, name)]
-            shown = [i] + ([sampler] if sampler is not None else [])
-            entries += shown
-            ns, at = layouts[g.task]
-            tasks.append(ModelTask(task=g.task, task_slug=slug(g.task), descriptor=g.descriptor,
-                                   ce=row.ce, kl=row.kl, cov=row.cov, pass_used=row.pass_used,
-                                   pass_source=row.pass_source, ns=ns, curves=_curves(cat, at, i, sampler),
-                                   runs=tuple((cat.task(j), cat.smalls[j]["provenance"],
-                                               cat.rels[j].rsplit("/", 1)[-1], j) for j in shown)))
-        s = cat.smalls[by_model[name][0][1]]
-        fam = s.get("family")
-        pages.append(ModelPage(name=name, slug=slug(name), family=fam, family_slug=slug(fam) if fam else "",
-                               step=s.get("step"), description=s.get("description", ""), tasks=tuple(tasks),
-                               entries=tuple(entries)))
-    return pages
+    return {name: by_model[name] for name in sorted(by_model)}
+
+
+def page_entries(pairs: Sequence[tuple[TaskGroup, int]], cat: Catalog) -> tuple[int, ...]:
+    """The catalog indices one model page shows (its inputs): each task's run and its paired sampler's."""
+    out: list[int] = []
+    for g, i in pairs:
+        out.append(i)
+        sampler = g.samplers.get(cat.model(i))
+        if sampler is not None:
+            out.append(sampler)
+    return tuple(out)
+
+
+def model_page(cat: Catalog, name: str, pairs: Sequence[tuple[TaskGroup, int]],
+               rows_of: Callable[[TaskGroup], dict[str, Row]]) -> ModelPage:
+    """The page of model ``name`` (``pairs``: from :func:`model_entries`); its headline numbers are its rows
+    on the task boards (``rows_of(group)``: model name → row)."""
+    tasks = []
+    for g, i in pairs:
+        sampler = g.samplers.get(name)
+        row = rows_of(g)[name]
+        shown = [i] + ([sampler] if sampler is not None else [])
+        ns, at = _layout(cat, list(g.entries) + list(g.samplers.values()))
+        tasks.append(ModelTask(task=g.task, task_slug=slug(g.task), descriptor=g.descriptor,
+                               ce=row.ce, kl=row.kl, cov=row.cov, pass_used=row.pass_used,
+                               pass_source=row.pass_source, ns=ns, curves=_curves(cat, at, i, sampler),
+                               runs=tuple((cat.task(j), cat.smalls[j]["provenance"],
+                                           cat.rels[j].rsplit("/", 1)[-1], j) for j in shown)))
+    s = cat.smalls[pairs[0][1]]
+    fam = s.get("family")
+    return ModelPage(name=name, slug=slug(name), family=fam, family_slug=slug(fam) if fam else "",
+                     step=s.get("step"), description=s.get("description", ""), tasks=tuple(tasks),
+                     entries=page_entries(pairs, cat))
+
+
+def model_pages(cat: Catalog, groups: Sequence[TaskGroup], boards: Sequence[Board]) -> list[ModelPage]:
+    """One page per model in the catalog, in name order (its headline numbers are its board rows')."""
+    rows = {b.task: {r.model: r for r in b.rows} for b in boards}
+    return [model_page(cat, name, pairs, lambda g: rows[g.task]) for name, pairs in model_entries(cat, groups).items()]

@@ -24,10 +24,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from covbench.backends.fast_hf import FastHFLM
+from covbench.taskmeta import TASKS_DIR
 from covbench.tiny import build_tiny_gpt2
 
 TASK = "graph_fig1_sample"
-from covbench.taskmeta import TASKS_DIR  # noqa: E402
 N_SAMPLES = 32
 BATCH_SIZE = 32
 _SECONDS: dict[str, float] = {}   # backend -> fastest round, for the ratio

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from covbench.store import slug
-from leaderboard import build, synthetic
+from covbench import synthetic
+from covbench.site import build
 
 pytestmark = pytest.mark.browser
 
@@ -31,11 +32,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     records = synthetic.synthetic_records(n_models=6, n_tasks=2, n_docs=32, families={"fig1": 5},
                                           names=[HOSTILE_NAME], descriptions={HOSTILE_NAME: HOSTILE_DESC})
     synthetic.write_store(root, records)
-    bad = root / "synth-0-x" / "broken-model-x" / "run-99990101T000000000000Z-1-deadbeef.json"
+    bad = root / "synth-0-x" / "broken-model-x" / "run-99990101T000000000000Z-1-deadbeef.safetensors"
     bad.parent.mkdir(parents=True)
-    bad.write_text('{"model": "broken"')
+    bad.write_bytes(b'{"model": "broken"')
     out = tmp_path_factory.mktemp("site") / "site"
-    assert build.main(["build", "--results", str(root), "--out", str(out), "--bootstrap", "50"]) == 0
+    assert build.main(["build", "--results", str(root), "--out", str(out)]) == 0
     return out
 
 
@@ -106,13 +107,16 @@ def _column_values(page, table, col: int) -> list[float]:
     return [math.nan if v == "" else float(v.replace("Infinity", "inf")) for v in raw]
 
 
-def test_index_loads_clean_and_sorts(page, server):
+def test_index_and_task_pages_load_clean_and_sort(page, server):
     ARTIFACTS.mkdir(exist_ok=True)
     page.goto(server + "index.html")
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(ARTIFACTS / "leaderboard-index.png"), full_page=False)
+    page.screenshot(path=str(ARTIFACTS / "site-index.png"), full_page=False)
     assert page.locator("#store-errors li").count() == 1  # the corrupt file is listed, not fatal
-    table = page.locator("section.task table").first
+    page.locator("article.task h3 a").first.click()
+    page.wait_for_load_state("networkidle")
+    assert "/tasks/" in page.url
+    table = page.locator("table.board").first
     ce_col = 2
     table.locator("thead th").nth(ce_col).locator("button").click()
     asc = _column_values(page, table, ce_col)
@@ -122,31 +126,33 @@ def test_index_loads_clean_and_sorts(page, server):
     desc = [v for v in _column_values(page, table, ce_col) if not math.isnan(v)]
     assert desc == sorted(desc, reverse=True)
     assert table.locator("thead th").nth(ce_col).get_attribute("aria-sort") == "descending"
-    page.screenshot(path=str(ARTIFACTS / "leaderboard-index-sorted.png"))
+    page.screenshot(path=str(ARTIFACTS / "site-task-sorted.png"))
     page.watch.clean()
     assert all(u.startswith(server) for u in page.watch.requests)
 
 
 def test_permalink_lands_on_row(page, server):
-    row_id = f"{slug('synth-1')}--{slug('fig1/step-3000')}"
-    page.goto(server + "index.html")
+    row_id = slug("fig1/step-3000")
+    task_page = server + f"tasks/{slug('synth-1')}.html"
+    page.goto(task_page)
     page.locator(f"#{row_id} a.anchor").click()
     assert page.url.endswith("#" + row_id)
     assert page.evaluate("document.querySelector(':target').id") == row_id
     row = page.locator(f"#{row_id}")
     assert row.is_visible() and row.bounding_box()["y"] < 900
-    # Follow the model link, then the model page's task link back to the index row.
+    # Follow the model link, then the model page's task link back to the task table's row.
     row.locator("td").nth(1).locator("a").first.click()
     page.wait_for_load_state("networkidle")
     assert page.url.endswith(f"models/{slug('fig1/step-3000')}.html")
-    page.screenshot(path=str(ARTIFACTS / "leaderboard-model.png"), full_page=True)
-    page.locator(f"#task-{slug('synth-1')} td").nth(1).locator("a").click()
-    page.wait_for_url(f"**/index.html#{row_id}")
+    page.screenshot(path=str(ARTIFACTS / "site-model.png"), full_page=True)
+    page.locator(f"#task-{slug('synth-1')} h2 a").nth(1).click()
+    page.wait_for_url(f"**/tasks/{slug('synth-1')}.html#{row_id}")
     page.wait_for_load_state("networkidle")
     assert page.evaluate("document.querySelector(':target').id") == row_id
     page.goto(server + f"families/{slug('fig1')}.html")
     page.wait_for_load_state("networkidle")
-    page.screenshot(path=str(ARTIFACTS / "leaderboard-family.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "site-family.png"), full_page=True)
+    assert page.locator("figure.plot img").evaluate("i => i.complete && i.naturalWidth > 0")
     assert page.locator(".pick.tour").count() >= 2
     page.watch.clean()
 
@@ -156,11 +162,12 @@ def test_payloads_in_names_are_text(page, server):
     page.wait_for_load_state("networkidle")
     assert page.locator("h1").inner_text() == HOSTILE_NAME
     assert page.locator("p.description").inner_text() == HOSTILE_DESC
-    page.goto(server + "index.html")
-    page.wait_for_load_state("networkidle")
-    assert page.get_by_text(HOSTILE_NAME, exact=True).count() >= 2  # one row per task
+    for task in ("synth-0", "synth-1"):
+        page.goto(server + f"tasks/{slug(task)}.html")
+        page.wait_for_load_state("networkidle")
+        assert page.get_by_text(HOSTILE_NAME, exact=True).count() == 1
     assert page.evaluate("window.__pwned === undefined")
     assert page.locator('img[src="x"]').count() == 0
     assert page.locator("main script").count() == 0
-    page.screenshot(path=str(ARTIFACTS / "leaderboard-hostile.png"))
+    page.screenshot(path=str(ARTIFACTS / "site-hostile.png"))
     page.watch.clean()
