@@ -35,7 +35,7 @@ class ModelTask:
     pass_source: str
     ns: tuple[float, ...]  # the N grid of the curves
     curves: np.ndarray  # [N, len(CURVES), 4]: (value, lo, hi, stderr) of each curve at each N; NaN missing
-    runs: tuple[tuple[str, dict, str, int], ...]  # (task, provenance, run file, catalog index) of each run shown
+    runs: tuple[tuple[str, dict, str, int], ...]  # (task, provenance, run file in the store, catalog index)
 
 
 @dataclass(frozen=True)
@@ -105,8 +105,7 @@ def model_page(cat: Catalog, name: str, pairs: Sequence[tuple[TaskGroup, int]],
         tasks.append(ModelTask(task=g.task, task_slug=slug(g.task), descriptor=g.descriptor,
                                ce=row.ce, kl=row.kl, cov=row.cov, pass_used=row.pass_used,
                                pass_source=row.pass_source, ns=ns, curves=_curves(cat, at, i, sampler),
-                               runs=tuple((cat.task(j), cat.smalls[j]["provenance"],
-                                           cat.rels[j].rsplit("/", 1)[-1], j) for j in shown)))
+                               runs=tuple((cat.task(j), cat.smalls[j]["provenance"], cat.rels[j], j) for j in shown)))
     s = cat.smalls[pairs[0][1]]
     fam = s.get("family")
     return ModelPage(name=name, slug=slug(name), family=fam, family_slug=slug(fam) if fam else "",
