@@ -142,6 +142,7 @@ class _Site:
         self.groups = views.groups(cat)
         self.by_task = {g.task: g for g in self.groups}
         self._rows: dict[str, tuple[views.Row, ...]] = {}
+        self._row_maps: dict[str, dict[str, views.Row]] = {}
         self._boards: dict[str, views.Board] = {}
         self.model_csv: dict[str, bytes] = {}
 
@@ -158,7 +159,9 @@ class _Site:
         return self._boards[g.task]
 
     def row_map(self, g: views.TaskGroup) -> dict[str, views.Row]:
-        return {r.model: r for r in self.rows(g)}
+        if g.task not in self._row_maps:
+            self._row_maps[g.task] = {r.model: r for r in self.rows(g)}
+        return self._row_maps[g.task]
 
     # -- files -----------------------------------------------------------------------------------------
 
