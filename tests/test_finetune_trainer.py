@@ -8,11 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from covbench.arith.generator import generate
 from covbench.finetune.base import build_tiny_llama, load_base
 from covbench.finetune.config import checkpoint_steps, preset
 from covbench.finetune.data import collate, encode_pair, load_eval_task, render
-from covbench.finetune.trainer import ADAPTER_WEIGHTS, TRAIN_INFO, add_lora, answer_loss, checkpoint_name, train
-from covbench.arith.generator import generate
+from covbench.finetune.trainer import (
+    ADAPTER_WEIGHTS,
+    TRAIN_INFO,
+    add_lora,
+    answer_loss,
+    checkpoint_name,
+    train,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +112,7 @@ def test_same_seed_and_threads_give_byte_identical_adapters(trained, tiny_cfg, t
             (folder / "adapter_config.json").read_bytes()
     other = tiny_cfg.model_copy(update={"seed": 1})
     train(other, tmp_path / "seed1", lambda r: None)
-    last = sorted(out.glob("smollm2-lora-*"))[-1].name
+    last = max(out.glob("smollm2-lora-*")).name
     assert (tmp_path / "seed1" / last / ADAPTER_WEIGHTS).read_bytes() != (out / last / ADAPTER_WEIGHTS).read_bytes()
 
 

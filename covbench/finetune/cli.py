@@ -113,8 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--json", type=Path, default=None)
     e.add_argument("--markdown", type=Path, default=None)
     args = parser.parse_args(argv)
+    from covbench.registry import RegistryError
+
     try:
         return _train(args) if args.cmd == "train" else _eval(args)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RegistryError) as err:
         print(f"covbench finetune {args.cmd}: {' '.join(str(err).split())}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ code path (docs/finetune.md "Recipe"):
 >>> cfg.base.kind, cfg.lora.r, len(checkpoint_steps(cfg.train)) >= 2
 ('tiny-llama', 2, True)
 >>> checkpoint_steps(preset("shipped").train)
-[5, 10, 21, 44, 92, 192, 400]
+[5, 10, 20, 39, 77, 152, 300]
 """
 
 from __future__ import annotations

@@ -37,7 +37,15 @@ import torch.nn.functional as F
 from covbench.arith.training import fact, problem_stream, training_seed
 from covbench.finetune.base import Base, load_base
 from covbench.finetune.config import FinetuneConfig, checkpoint_steps, lr_at
-from covbench.finetune.data import IGNORE, SharedPrefixBatch, collate, encode_pair, held_out, load_eval_task, render
+from covbench.finetune.data import (
+    IGNORE,
+    SharedPrefixBatch,
+    collate,
+    encode_pair,
+    held_out,
+    load_eval_task,
+    render,
+)
 
 TRAIN_INFO = "covbench_train.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
