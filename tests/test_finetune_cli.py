@@ -17,10 +17,12 @@ def test_finetune_is_a_covbench_command(capsys) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["train", "--preset", "nope"], "unknown finetune preset 'nope'; expected one of ['shipped', 'tiny']"),
-    (["train", "--preset", "tiny", "--set", "train.lr=-1"], "field 'train.lr': Input should be greater than 0"),
+    (["train", "--preset", "tiny", "--set", "train.lr=-1"],
+     "field 'train.lr': Input should be greater than 0"),
     (["train", "--preset", "tiny", "--set", "train.nope=1"], "no config field 'train.nope'"),
     (["train", "--preset", "tiny", "--set", "lr"], "expected SECTION.FIELD=VALUE"),
-    (["eval", "--adapters", "/nonexistent/adapters", "--results", "/tmp/x"], "no smollm2-lora-NNNNNNN adapter"),
+    (["eval", "--adapters", "/nonexistent/adapters", "--results", "/tmp/x"],
+     "no smollm2-lora-NNNNNNN adapter"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys) -> None:
     assert covbench(["finetune", *argv]) == 2

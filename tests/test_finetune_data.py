@@ -1,4 +1,4 @@
-"""Training data of the LoRA run: disjoint from the evaluation docs, rendered and tokenised as lm-eval does."""
+"""LoRA training data: disjoint from the evaluation docs, rendered and tokenised as lm-eval does."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def test_render_reproduces_lm_evals_arith_ll_requests_exactly(eval_docs) -> None
 
 
 def test_collate_shares_the_common_prefix_and_aligns_answers_at_the_end() -> None:
-    pairs = [TokenPair((9, 9, 1, 2), (5, 6, 7)), TokenPair((9, 9, 3), (8,)), TokenPair((9, 9, 1, 4, 4), (2, 2))]
+    pairs = [TokenPair((9, 9, 1, 2), (5, 6, 7)), TokenPair((9, 9, 3), (8,)),
+             TokenPair((9, 9, 1, 4, 4), (2, 2))]
     b = collate(pairs, pad_id=0)
     assert b.prefix_ids.tolist() == [[9, 9]]
     assert b.labels.tolist() == [[5, 6, 7], [IGNORE, IGNORE, 8], [IGNORE, 2, 2]]

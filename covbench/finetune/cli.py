@@ -2,7 +2,8 @@
 
     covbench finetune train [--preset shipped|tiny] [--out DIR] [--seed S] [--set SECTION.FIELD=VALUE ...]
                             [--log FILE] [--work DIR]
-    covbench finetune eval  [--adapters DIR] [--results DIR] [--json FILE] [--markdown FILE] [--n-tournament N]
+    covbench finetune eval  --results DIR [--adapters DIR] [--json FILE] [--markdown FILE]
+                            [--n-tournament N]
 
 ``--set`` overrides one config field (e.g. ``--set train.lr=1e-4``), validated by the pydantic config; a
 bad value is a one-line error naming the field. ``train`` prints (and appends to ``--log``) one JSON object
@@ -75,7 +76,8 @@ def _train(args: argparse.Namespace) -> int:
             sink.write(line + "\n")
             sink.flush()
 
-    log({"event": "config", "preset": args.preset, "out": str(args.out), "config": cfg.model_dump(mode="json")})
+    log({"event": "config", "preset": args.preset, "out": str(args.out),
+         "config": cfg.model_dump(mode="json")})
     train(cfg, args.out, log, work_dir=args.work)
     return 0
 

@@ -1,4 +1,4 @@
-"""Training data for the LoRA run: held-out facts, lm-eval-rendered prompts, token pairs, shared-prefix batches.
+"""LoRA training data: held-out facts, lm-eval-rendered prompts, token pairs, shared-prefix batches.
 
 1. :func:`held_out` reads the evaluation docs of the arith tasks through lm-eval (the tasks' YAMLs are
    the one source of their seed and size) and returns their facts and questions.

@@ -90,12 +90,13 @@ def _json_safe(obj: Any) -> Any:
 
 
 def family_checkpoints(adapters_dir: Path, family: str = FAMILY) -> list[Checkpoint]:
-    """The base model (step 0) and every ``<family>-NNNNNNN`` adapter folder under ``adapters_dir``, by step."""
+    """The base model (step 0) and every ``<family>-NNNNNNN`` adapter folder in ``adapters_dir``, by step."""
     found = []
     for folder in sorted(Path(adapters_dir).glob(f"{family}-*")):
         info_path = folder / TRAIN_INFO
         if not (folder / ADAPTER_WEIGHTS).is_file() or not info_path.is_file():
-            raise FileNotFoundError(f"{folder}: not an adapter checkpoint (needs {ADAPTER_WEIGHTS} and {TRAIN_INFO})")
+            raise FileNotFoundError(f"{folder}: not an adapter checkpoint "
+                                    f"(needs {ADAPTER_WEIGHTS} and {TRAIN_INFO})")
         try:
             step = int(json.loads(info_path.read_text())["step"])
         except (ValueError, KeyError, TypeError) as e:
@@ -214,24 +215,28 @@ def _row(ck: Checkpoint, ll: RunRecord, sample: RunRecord, gold: dict[int, dict]
         pass_strict=_strict_pass(sample, gold, pass_ns), wall_s=round(wall, 1))
 
 
+def _fmt(v: float | None) -> str:
+    """Three decimals; a missing value is "—", never 0."""
+    return "—" if v is None or math.isnan(v) else f"{v:.3f}"
+
+
 def render_markdown(report: FamilyReport) -> str:
     """The evaluation table (docs/finetune.md) and the two picks with the Pass@N each gets."""
-    f = lambda v: "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
     lines = [("| step | CE (nats) | Cov_4 | Cov_16 | pred. Pass@8 (64) | pred. Pass@8 (32) | "
              "meas. Pass@8 (verifier) | meas. Pass@8 (strict) | wall s |"),
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report.rows:
-        lines.append(f"| {r.step} | {f(r.ce)} | {f(r.cov['4'])} | {f(r.cov['16'])} | {f(r.pass_pred['8'])} | "
-                     f"{f(r.pass_pred_32['8'])} | {f(r.pass_sampled['8'])} | {f(r.pass_strict['8'])} | "
-                     f"{r.wall_s:.0f} |")
+        cells = [r.ce, r.cov["4"], r.cov["16"], r.pass_pred["8"], r.pass_pred_32["8"], r.pass_sampled["8"],
+                 r.pass_strict["8"]]
+        lines.append(f"| {r.step} | " + " | ".join(_fmt(c) for c in cells) + f" | {r.wall_s:.0f} |")
     by_name = {r.name: r for r in report.rows}
     lines.append("")
     for label, name in (("min-CE pick", report.min_ce_pick),
                         (f"tournament pick (N = {report.tournament_n:g})", report.tournament_pick)):
         r = by_name[name]
         lines.append(f"- {label}: step {r.step} ({name}): measured Pass@1/4/8/16 = "
-                     + "/".join(f(r.pass_sampled[k]) for k in ("1", "4", "8", "16"))
-                     + ", predicted Pass@8 = " + f(r.pass_pred["8"]))
+                     + "/".join(_fmt(r.pass_sampled[k]) for k in ("1", "4", "8", "16"))
+                     + ", predicted Pass@8 = " + _fmt(r.pass_pred["8"]))
     lines.append("- tournament worst-case scores: "
                  + ", ".join(f"{by_name[n].step}: {s:.3f}" for n, s in report.tournament_scores.items()))
     lines.append(f"- total wall time: {report.wall_s:.0f} s")

@@ -88,7 +88,8 @@ def answer_loss(model: Any, batch: SharedPrefixBatch) -> torch.Tensor:
                 position_ids=batch.position_ids, cache=cache, use_cache=cache is not None,
                 logits_to_keep=k + 1)
     logits = out.logits[:, :-1].float()
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1), ignore_index=IGNORE)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.labels.reshape(-1),
+                           ignore_index=IGNORE)
 
 
 def add_lora(model: Any, cfg: FinetuneConfig) -> Any:
@@ -163,7 +164,7 @@ def train(cfg: FinetuneConfig, out_root: str | Path, log: Log, work_dir: str | P
          "held_out_docs": held.n_docs, "data_seed": training_seed(cfg.seed)})
     save_at = set(checkpoint_steps(cfg.train))
     seen_questions: set[str] = set()
-    t0, window, losses, paths, examples = time.time(), [], [], [], 0
+    t0, cpu0, window, losses, paths, examples = time.time(), time.process_time(), [], [], [], 0
     for step in range(1, cfg.train.steps + 1):
         problems = [next(stream) for _ in range(cfg.train.batch_size)]
         overlap = [p.question for p in problems if p.question in held.questions or fact(p) in held.facts]
@@ -190,7 +191,8 @@ def train(cfg: FinetuneConfig, out_root: str | Path, log: Log, work_dir: str | P
         if step in save_at:
             info = {"step": step, "seed": cfg.seed, "config": cfg.model_dump(mode="json"),
                     "loss_window": losses[-1], "lr": lr_at(cfg.train, step),
-                    "wall_s": round(time.time() - t0, 1), "examples_seen": examples,
+                    "wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - cpu0, 1),
+                    "examples_seen": examples,
                     "distinct_questions_seen": len(seen_questions), "data_seed": training_seed(cfg.seed),
                     "held_out_facts": len(held.facts), "held_out_docs": held.n_docs,
                     "base": {"pretrained": cfg.base.pretrained, "gguf_file": cfg.base.gguf_file,
@@ -199,6 +201,7 @@ def train(cfg: FinetuneConfig, out_root: str | Path, log: Log, work_dir: str | P
             paths.append(save_adapter(model, root / name, info, cfg.save_dtype, _base_ref(cfg, base)))
             log({"event": "saved", "step": step, "path": name, "wall_s": info["wall_s"]})
     wall = time.time() - t0
-    log({"event": "done", "steps": cfg.train.steps, "wall_s": round(wall, 1), "examples": examples,
+    log({"event": "done", "steps": cfg.train.steps, "wall_s": round(wall, 1),
+         "cpu_s": round(time.process_time() - cpu0, 1), "examples": examples,
          "distinct_questions": len(seen_questions)})
     return TrainResult(paths, wall, losses)
