@@ -118,6 +118,9 @@ def save_adapter(model: Any, out_dir: Path, info: dict[str, Any], dtype: str, ba
     save_file(state, str(out_dir / ADAPTER_WEIGHTS), metadata={"format": "pt"})
     peft_cfg = copy.deepcopy(model.peft_config["default"])
     peft_cfg.base_model_name_or_path = base_ref
+    # peft keeps target_modules as a set, whose order follows the per-process string hash: sort it, so
+    # the file's bytes do not depend on PYTHONHASHSEED
+    peft_cfg.target_modules = sorted(peft_cfg.target_modules)
     peft_cfg.save_pretrained(str(out_dir))
     (out_dir / TRAIN_INFO).write_text(json.dumps(_with_versions(info), indent=2, sort_keys=True) + "\n")
     return out_dir
