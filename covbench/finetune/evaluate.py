@@ -61,7 +61,7 @@ class Row:
     pass_pred_32: dict[str, float]  # predicted Pass@N on arith_sample's 32 prompts
     pass_sampled: dict[str, float]  # measured, number verifier, 32 prompts x 16 samples
     pass_strict: dict[str, float]  # measured, exact string " <answer>" (the event arith_ll scores)
-    wall_s: float  # load + both tasks
+    wall_s: float  # load + both tasks in this call; NaN when both were reused from the store
 
 
 @dataclass
@@ -192,7 +192,8 @@ def evaluate_family(adapters_dir: Path, results_dir: Path, *, n_tournament: floa
             progress(out.message)
         lm = None
         gc.collect()
-        rows.append(_row(ck, outs["arith_ll"].record, outs["arith_sample"].record, gold, time.time() - t0))
+        wall = math.nan if all(out.reused for out in outs.values()) else time.time() - t0
+        rows.append(_row(ck, outs["arith_ll"].record, outs["arith_sample"].record, gold, wall))
         ll_records.append(outs["arith_ll"].record)
         progress(f"{ck.name}: {time.time() - t0:.0f} s")
     picks = compare(ll_records, n_tournament)
@@ -212,7 +213,7 @@ def _row(ck: Checkpoint, ll: RunRecord, sample: RunRecord, gold: dict[int, dict]
         pass_pred={f"{n:g}": _value(ll, metric_key("pass_pred", n)) for n in pass_ns},
         pass_pred_32={f"{n:g}": float(v) for n, v in zip(pass_ns, pred_32)},
         pass_sampled={f"{n:g}": _value(sample, metric_key("pass_sampled", n)) for n in pass_ns},
-        pass_strict=_strict_pass(sample, gold, pass_ns), wall_s=round(wall, 1))
+        pass_strict=_strict_pass(sample, gold, pass_ns), wall_s=wall if math.isnan(wall) else round(wall, 1))
 
 
 def _fmt(v: float | None) -> str:
@@ -228,7 +229,8 @@ def render_markdown(report: FamilyReport) -> str:
     for r in report.rows:
         cells = [r.ce, r.cov["4"], r.cov["16"], r.pass_pred["8"], r.pass_pred_32["8"], r.pass_sampled["8"],
                  r.pass_strict["8"]]
-        lines.append(f"| {r.step} | " + " | ".join(_fmt(c) for c in cells) + f" | {r.wall_s:.0f} |")
+        wall = "reused" if math.isnan(r.wall_s) else f"{r.wall_s:.0f}"
+        lines.append(f"| {r.step} | " + " | ".join(_fmt(c) for c in cells) + f" | {wall} |")
     by_name = {r.name: r for r in report.rows}
     lines.append("")
     for label, name in (("min-CE pick", report.min_ce_pick),
