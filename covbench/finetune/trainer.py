@@ -78,7 +78,7 @@ def answer_loss(model: Any, batch: SharedPrefixBatch) -> torch.Tensor:
     """
     cache = None
     if batch.prefix_ids.shape[1]:
-        cache = model(input_ids=batch.prefix_ids, use_cache=True).past_key_values
+        cache = model(input_ids=batch.prefix_ids, use_cache=True).cache
         rows = batch.input_ids.shape[0]
         for layer in cache.layers:
             layer.keys = layer.keys.expand(rows, -1, -1, -1)
