@@ -213,12 +213,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    scope_of = model_scopes(config.stash[SESSION_KEY].specs)
+
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             model = job_model(nodeid)
-            return nodeid if model is None else f"model:{model}"
+            return nodeid if model is None else scope_of.get(model, f"model:{model}")
 
     return ModelScheduling(config, log)
+
+
+def model_scopes(specs: list[ModelSpec]) -> dict[str, str]:
+    """Each model's scheduling scope: its policy family (entries that differ only in ``generation``
+    share one model object and one forward pass, docs/policies.md), else the model itself."""
+    from covbench.backends.factory import family_key
+
+    return {s.name: f"family:{family_key(s)}" if s.backend == "hf-fast" else f"model:{s.name}" for s in specs}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -282,11 +292,23 @@ def covbench_samples_n(covbench_session: CovbenchSession) -> int | None:
 
 
 @pytest.fixture(scope="session")
-def covbench_lm() -> Callable[[ModelSpec], Any]:
-    """``covbench_lm(spec)`` -> the lm-eval LM for ``spec``, loaded once per pytest process."""
-    from covbench.backends.factory import get_lm
+def covbench_lm(covbench_specs: list[ModelSpec]) -> Callable[[ModelSpec], Any]:
+    """``covbench_lm(spec)`` -> the lm-eval LM for ``spec``, loaded once per pytest process.
 
-    return get_lm
+    The first call for an ``hf-fast`` entry builds every selected entry of its policy family with it
+    (:func:`covbench.backends.factory.get_lms`), so the first scoring job scores all their policies in
+    one forward pass and the others read the answers back.
+    """
+    from covbench.backends.factory import get_lm, get_lms
+
+    scopes = model_scopes(covbench_specs)
+
+    def lm(spec: ModelSpec) -> Any:
+        if spec.backend == "hf-fast" and spec.name in scopes:
+            get_lms([s for s in covbench_specs if scopes[s.name] == scopes[spec.name]])
+        return get_lm(spec)
+
+    return lm
 
 
 @pytest.fixture

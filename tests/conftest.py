@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy.fft  # noqa: F401  (see below)
 import pytest
+
+# pytester's in-process runs drop every module first imported inside them when they end, and numpy.fft's
+# C module cannot be loaded twice in one process: imported here, it is never dropped.
 
 # Nothing may come from a model or dataset hub, in any test, including subprocesses they start.
 os.environ["HF_HUB_OFFLINE"] = "1"
