@@ -48,6 +48,8 @@ def test_spec_hash_ignores_fields_that_cannot_change_scores(tmp_path: Path) -> N
     edited = _spec(tmp_path, batch_size=4, description="new words", tags=["x"], default=True,
                    floors={"graph_fig1": {"pass_exact@8": 0.9}}, tasks=["graph_fig1"])
     assert spec_hash(edited) == base
+    in_family = spec_hash(_spec(tmp_path, batch_size=4, family="f", axis="step"))
+    assert spec_hash(_spec(tmp_path, batch_size=4, family="f", axis="training step", x=3.0)) == in_family
 
 
 def test_spec_hash_does_not_depend_on_where_the_registry_lies(tmp_path: Path) -> None:

@@ -21,6 +21,17 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> 
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
+_EVERYWHERE = shutil.ignore_patterns(".venv*", ".git", "__pycache__", "*.egg-info", ".pytest_cache")
+_TOP_LEVEL_OUTPUTS = {"build", "results", "site", "artifacts"}  # at the root only: covbench/site is source
+
+
+def _skip_outputs(folder: str, names: list[str]) -> set[str]:
+    skipped = set(_EVERYWHERE(folder, names))
+    if Path(folder) == ROOT:
+        skipped |= _TOP_LEVEL_OUTPUTS & set(names)
+    return skipped
+
+
 def test_non_editable_install_runs_a_job_and_builds_the_site(tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
@@ -35,8 +46,7 @@ def test_non_editable_install_runs_a_job_and_builds_the_site(tmp_path):
            "PYTHONPATH": ""}
     wheel_dir = tmp_path / "wheel"
     source = tmp_path / "source"  # a copy of the checkout: building writes build/ and *.egg-info into it
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv*", ".git", "build", "results", "site", "artifacts",
-                                                                "__pycache__", "*.egg-info", ".pytest_cache"))
+    shutil.copytree(ROOT, source, ignore=_skip_outputs)
     built = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheel_dir),
                   str(source)], tmp_path, env)
     assert built.returncode == 0, built.stderr[-2000:]
