@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -56,7 +56,8 @@ class Pair(tuple):
 
     agg: Callable[[Sequence[tuple[float, float]]], float]
 
-    def __new__(cls, first: float, second: float, agg: Callable[[Sequence[tuple[float, float]]], float]) -> Pair:
+    def __new__(cls, first: float, second: float,
+                agg: Callable[[Sequence[tuple[float, float]]], float]) -> Self:
         out = super().__new__(cls, (first, second))
         out.agg = agg
         return out

@@ -207,8 +207,8 @@ def test_triviaqa_verdicts_and_gold_alias(wrapped, tmp_path, data) -> None:
     (["gsm8kk"], r"task 'gsm8kk' is not a task of lm-eval's task folder .*did you mean 'gsm8k'"),
     (["mmlu"], r"is not a task of lm-eval's task folder .*groups and tags cannot be wrapped"),
     (["humaneval"], r"field 'unsafe_code': task 'humaneval' executes model output"),
-    (["gsm8k", "--filter", "nope"], r"field 'filter_list': no filter named 'nope' \(the task has \['strict-match', "
-                                    r"'flexible-extract'\]\)"),
+    (["gsm8k", "--filter", "nope"], (r"field 'filter_list': no filter named 'nope' \(the task has \['strict-match', "
+                                     r"'flexible-extract'\]\)")),
     (["gsm8k", "--data", "test=/no/such.jsonl"], r"--data test=/no/such.jsonl: no such file"),
     (["gsm8k", "--data", "test"], r"--data must be SPLIT=FILE"),
     (["gsm8k", "--n", "0"], r"--n must be a whole number >= 1"),

@@ -77,7 +77,7 @@ def test_site_shows_the_wrapped_tasks(store, tmp_path) -> None:
     out = tmp_path / "site"
     assert build.main(["build", "--results", str(store), "--out", str(out)]) == 0
     cat = catalog(store)
-    for origin, tasks in TASKS.items():
+    for tasks in TASKS.values():
         page = (out / "tasks" / f"{slug(tasks[-1])}.html").read_text()  # the scoring task's board
         for i in (i for i in range(len(cat)) if cat.task(i) in tasks):
             key = "pass_sampled@8" if cat.task(i) != tasks[-1] else "ce"  # a sampler joins its scorer's board

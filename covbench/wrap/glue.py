@@ -81,7 +81,7 @@ class Binding:
         resps: Any = [[response]]
         for step in pipeline.filters:
             resps = step().apply(resps, [doc])
-        value = list(resps)[0]
+        value = next(iter(resps))  # the one response, filtered
         scores = task.process_results(doc, [value])
         name = metric or next(iter(task._metric_fn_list), None)
         if name not in scores:
