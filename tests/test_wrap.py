@@ -45,7 +45,8 @@ def question_of(context: str, marker: str) -> str:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, dict[str, Path]]:
     d = tmp_path_factory.mktemp("data")
-    return {"gsm8k": {"test": GSM8K / "test.jsonl", "train": GSM8K / "train.jsonl"},
+    return {"gsm8k": {split: write_jsonl(d / "gsm8k" / f"{split}.jsonl", rows(GSM8K / f"{split}.jsonl"))
+                      for split in ("test", "train")},
             "arc_easy": {"test": write_jsonl(d / "arc" / "test.jsonl", ARC)},
             "mmlu_anatomy": {"test": write_jsonl(d / "mmlu" / "test.jsonl", MMLU),
                              "dev": write_jsonl(d / "mmlu" / "dev.jsonl", MMLU_DEV)},
@@ -96,14 +97,14 @@ def test_written_files_include_the_origin_and_copy_nothing(wrapped) -> None:
     assert not (wrapped / "arc_easy" / "arc_easy_wrap.yaml").exists()  # multiple choice: scoring only
 
 
-def test_gsm8k_verdicts_are_lm_evals_own_filters_and_metric(wrapped, tmp_path) -> None:
+def test_gsm8k_verdicts_are_lm_evals_own_filters_and_metric(wrapped, tmp_path, data) -> None:
     table = {r["question"]: r["answer"] for r in rows(GSM8K / "test.jsonl") + rows(GSM8K / "train.jsonl")}
     lm = ScriptLM(sample_of=lambda ctx, j: gsm8k_sample(table[question_of(ctx, "Question: ")], j))
     out = evaluate(lm, ["gsm8k_wrap"], wrapped / "gsm8k")
     res, samples = out["results"]["gsm8k_wrap"], out["samples"]["gsm8k_wrap"]
     # lm-eval's own gsm8k on the same file, one scripted response per run, greedy as it ships
     reference = {}
-    origin_yaml(tmp_path, "gsm8k", "gsm8k_ref", {"test": GSM8K / "test.jsonl", "train": GSM8K / "train.jsonl"})
+    origin_yaml(tmp_path, "gsm8k", "gsm8k_ref", data["gsm8k"])
     for j in range(N):
         ref = evaluate(ScriptLM(sample_of=lambda ctx, _, j=j: gsm8k_sample(table[question_of(ctx, "Question: ")], j)),
                        ["gsm8k_ref"], tmp_path)["samples"]["gsm8k_ref"]
@@ -123,13 +124,13 @@ def test_gsm8k_verdicts_are_lm_evals_own_filters_and_metric(wrapped, tmp_path) -
     assert lm.generated[0][1]["until"] == ["Question:", "</s>", "<|im_end|>"]
 
 
-def test_gsm8k_scoring_task_scores_the_gold_solution_with_the_origin_prompt(wrapped, tmp_path) -> None:
+def test_gsm8k_scoring_task_scores_the_gold_solution_with_the_origin_prompt(wrapped, tmp_path, data) -> None:
     lm = ScriptLM(logp_of=lambda ctx, cont: -len(cont) / 40.0)
     out = evaluate(lm, ["gsm8k_wrap_ll"], wrapped / "gsm8k")
     test = rows(GSM8K / "test.jsonl")
     assert [cont for _, cont in lm.scored] == [" " + r["answer"] for r in test]  # target_delimiter + y*
     # the context is exactly what lm-eval's own gsm8k sends (5-shot "Question: ...\nAnswer:")
-    origin_yaml(tmp_path, "gsm8k", "gsm8k_ref", {"test": GSM8K / "test.jsonl", "train": GSM8K / "train.jsonl"})
+    origin_yaml(tmp_path, "gsm8k", "gsm8k_ref", data["gsm8k"])
     ref = ScriptLM(sample_of=lambda ctx, j: "")
     evaluate(ref, ["gsm8k_ref"], tmp_path)
     assert [ctx for ctx, _ in lm.scored] == [ctx for ctx, _ in ref.generated]

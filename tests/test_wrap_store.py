@@ -39,7 +39,7 @@ def model_lm(skill: int) -> ScriptLM:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("wrap-store")
-    data = {"gsm8k": {"test": GSM8K / "test.jsonl", "train": GSM8K / "train.jsonl"},
+    data = {"gsm8k": {s: write_jsonl(base / "d" / f"gsm8k_{s}.jsonl", rows(GSM8K / f"{s}.jsonl")) for s in ("test", "train")},
             "arc_easy": {"test": write_jsonl(base / "d" / "arc.jsonl", ARC)},
             "mmlu_anatomy": {"test": write_jsonl(base / "d" / "mmlu.jsonl", MMLU)},
             "triviaqa": {"validation": write_jsonl(base / "d" / "tqa.jsonl", TRIVIAQA)}}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from covbench.taskmeta import TASKS_DIR
 
-GSM8K = TASKS_DIR / "gsm8k_cov" / "data"  # the shipped gsm8k-format example files
+GSM8K = TASKS_DIR / "gsm8k_cov" / "data"  # the shipped gsm8k-format examples (tests copy their rows)
 
 ARC = [
     {"id": "a1", "question": "Which gas do plants take in to make food?",
