@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "select": ("covbench.select_cli:main", "compare a checkpoint family: min-CE pick vs tournament pick"),
     "leaderboard": ("covbench.site.build:main", "build the static site ('covbench leaderboard build')"),
     "store": ("covbench.store.cli:main", "look after a results store ('covbench store ls|index|migrate')"),
+    "wrap": ("covbench.wrap.cli:main", "derive covbench tasks from an lm-eval task ('covbench wrap gsm8k --data test=FILE')"),
 }
 
 

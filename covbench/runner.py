@@ -235,8 +235,20 @@ def _evaluate(spec: ModelSpec, info: TaskInfo, draw: int, seed: int,
         bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
         fewshot_random_seed=DEFAULT_SEED, apply_chat_template=bool(spec.chat_template),
         fewshot_as_multiturn=bool(spec.chat_template),
+        confirm_run_unsafe_code=confirms_unsafe_code(info),
         gen_kwargs=gen_kwargs, verbosity="ERROR")
     return list(result["samples"][info.name])
+
+
+def confirms_unsafe_code(info: TaskInfo) -> bool:
+    """lm-eval's ``confirm_run_unsafe_code`` for a task: True when the task declares ``unsafe_code: true``.
+
+    lm-eval refuses to run such a task without the confirmation (docs/lm-eval-notes.md#trap-unsafe-code).
+    The flag isolates nothing: a task folder is trusted code anyway (lm-eval imports its ``!function``
+    modules into this process), and covbench's own code tasks run model-written programs only in
+    covbench's sandbox (docs/sandbox.md). So the runner confirms for every task that asks
+    (docs/humaneval.md#unsafe-code)."""
+    return bool(getattr(info.task, "UNSAFE_CODE", False))
 
 
 def _gen_kwargs(spec: ModelSpec) -> dict[str, Any] | None:

@@ -18,6 +18,13 @@ row, and only its live entries, π_ref(y|x) > 0, count):
 A metric is the weighted mean of its per-prompt values over prompts (weights: the docs' class-mixture
 weights; ``ce_per_token`` and ``bpb`` weight by token and byte counts, a ratio of sums), with a paired
 percentile bootstrap CI (:func:`covbench.metrics.paired_bootstrap`).
+
+One metric is not a mean of per-prompt values: ``cov_set@M``, the coverage of the correct set
+Cov_M = P_x[π̂(S_x|x) ≤ 1/M], estimated from every sampling run's verdicts by
+:func:`covbench.metrics.verifier_coverage` (docs/verifier-coverage.md): its NPMLE point, its
+finite-sample interval and the bootstrap spread of the point, for the M of the grid that the run's n
+resolves (M ≤ n/2). On a task whose verifier matches final answers it is the answer-level coverage of
+paper §7.1 (docs/verifier-coverage.md §8, docs/humaneval.md#cov-set).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from covbench.records import DocArrays, Estimate, RankNs, SampleArrays, metric_k
 
 BOOTSTRAP_B = 1000
 BOOTSTRAP_SEED = 0
+#: Resamples for the stderr of ``cov_set@M`` (each refits the NPMLE; its interval does not use them).
+COV_SET_B = 200
 
 
 # ---- per-prompt values -----------------------------------------------------------------------------
@@ -189,7 +198,28 @@ def summarize(docs: DocArrays | None, samples: SampleArrays | None, reference: s
     if samples is not None and len(samples):
         per = per_doc_pass_sampled(samples, pass_ns)
         out.update(_estimates([metric_key("pass_sampled", k) for k in pass_ns], per, np.ones(len(samples))))
+        out.update(cov_set(samples, cov_ns))
     return out
+
+
+def cov_set(samples: SampleArrays, cov_ns: tuple[float, ...] = metrics.DEFAULT_COV_NS) -> dict[str, Estimate]:
+    """``cov_set@M`` for each M of ``cov_ns`` that the verdicts resolve (M = 1, and M ≤ n/2 for the median
+    n of samples per prompt, every sample of every prompt used): ``Estimate(value=point, lo, hi,
+    stderr)`` from :func:`covbench.metrics.verifier_coverage` (docs/verifier-coverage.md §5–7).
+
+    >>> s = SampleArrays(doc_id=[0, 1, 2, 3], generations=None, max_gen_toks=1,
+    ...                  correct=[[True] * 4, [False] * 4, [True, False, False, False], [True, True, False, False]])
+    >>> sorted(cov_set(s))
+    ['cov_set@1', 'cov_set@1.5', 'cov_set@2']
+    """
+    drawn, correct = samples.counts()
+    if not len(samples) or drawn.max() < 1:
+        return {}
+    candidates = [m for m in cov_ns if m == 1.0 or m <= drawn.max() / 2]
+    r = metrics.verifier_coverage(drawn, correct, candidates, B=COV_SET_B, seed=BOOTSTRAP_SEED)
+    return {metric_key("cov_set", m): Estimate(value=float(r.point[i]), lo=float(r.lo[i]), hi=float(r.hi[i]),
+                                               stderr=float(r.stderr[i]))
+            for i, m in enumerate(candidates) if r.resolved[i]}
 
 
 def _scored(docs: DocArrays, reference: str, cov_ns: tuple[float, ...],

@@ -27,14 +27,66 @@ Gold-answer tasks reuse the same helpers with a one-element support of log π_re
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Self
 
 import numpy as np
 
 from covbench import metrics
-from covbench.records import metric_key
+from covbench.records import DocArrays, SampleArrays, metric_key
 
 WEIGHTED_KEYS = ("ce_per_token",)
+
+
+class Pair(tuple):
+    """A per-doc value that is a pair (``(value, weight)``, ``(X, N)``), with the aggregation it needs.
+
+    lm-eval aggregates a key that the task's ``metric_list`` does not name with ``mean``, i.e.
+    ``sum(items) / len(items)`` (``evaluator_utils._compute_task_aggregations``). With plain tuples that
+    crashed (``TypeError: unsupported operand type(s) for +: 'int' and 'tuple'``). A ``Pair`` makes that
+    ``mean`` compute the key's own aggregation: ``sum`` gathers the pairs (:meth:`__radd__`) and the
+    division by the count applies ``agg`` to all of them, so a task whose metric_list omits the key, or
+    names ``aggregation: mean`` for it, gets the right number (docs/lm-eval-notes.md#trap-aggregation).
+    lm-eval's closed-form stderr of a mean, ``(x − mean)²``, is NaN for a pair: no such stderr exists.
+
+    >>> items = [Pair(1.0, 1.0, weighted_mean), Pair(3.0, 3.0, weighted_mean)]
+    >>> sum(items) / len(items), weighted_mean(items)
+    (2.5, 2.5)
+    """
+
+    agg: Callable[[Sequence[tuple[float, float]]], float]
+
+    def __new__(cls, first: float, second: float,
+                agg: Callable[[Sequence[tuple[float, float]]], float]) -> Self:
+        out = super().__new__(cls, (first, second))
+        out.agg = agg
+        return out
+
+    def __radd__(self, other: object) -> _Pooled:
+        if isinstance(other, int) and other == 0:  # the start of sum()
+            return _Pooled([self])
+        return NotImplemented
+
+    def __sub__(self, other: object) -> float:
+        return math.nan
+
+    def __reduce__(self) -> tuple:
+        return (Pair, (self[0], self[1], self.agg))
+
+
+class _Pooled:
+    """The pairs ``sum`` has gathered so far; dividing by the count applies their aggregation."""
+
+    def __init__(self, items: list[Pair]) -> None:
+        self.items = items
+
+    def __add__(self, other: object) -> _Pooled:
+        if not isinstance(other, Pair):
+            return NotImplemented
+        return _Pooled(self.items + [other])
+
+    def __truediv__(self, count: object) -> float:
+        return float(self.items[0].agg(self.items))
 
 
 def support_metrics(support_logp_ref: Sequence[float], support_logp_model: Sequence[float],
@@ -92,15 +144,16 @@ def log_sum_exp(values: Sequence[float]) -> float:
 def lm_eval_values(per_doc: dict[str, float], n_tokens: float, doc_weight: float | None = None
                    ) -> dict[str, object]:
     """Shape per-doc values for lm-eval: plain floats for ``aggregation: mean``; ``(value, weight)``
-    pairs for :func:`weighted_mean` (``ce_per_token`` always, every key when ``doc_weight`` is given)."""
+    :class:`Pair` s for :func:`weighted_mean` (``ce_per_token`` always, every key when ``doc_weight`` is
+    given)."""
     out: dict[str, object] = {}
     for key, value in per_doc.items():
         if key in WEIGHTED_KEYS:
-            out[key] = (value, float(n_tokens) * (1.0 if doc_weight is None else doc_weight))
+            out[key] = Pair(value, float(n_tokens) * (1.0 if doc_weight is None else doc_weight), weighted_mean)
         elif doc_weight is None:
             out[key] = value
         else:
-            out[key] = (value, float(doc_weight))
+            out[key] = Pair(value, float(doc_weight), weighted_mean)
     return out
 
 
@@ -153,3 +206,91 @@ def keep_all(resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
     (``take_first_k`` would pin the count and fail when the runner draws more or fewer samples.)
     """
     return resps
+
+
+# ---- gold answers and judged samples: the glue of covbench.humaneval and covbench.wrap ------------------
+
+
+def ll_result(results: Sequence[Any]) -> tuple[float, bool, int | None]:
+    """(log π̂(y*|x), is greedy, token count or None) from lm-eval's loglikelihood response.
+
+    Stock HFLM answers ``(ll, is_greedy)``; a token-logprob backend (docs/lm-eval-notes.md#trap-token-logprobs)
+    answers ``(ll, is_greedy, [per-token log-probs])``, which also gives the token count.
+
+    >>> ll_result([(-2.5, False)]), ll_result([(-2.5, True, [-1.0, -1.5])])
+    ((-2.5, False, None), (-2.5, True, 2))
+    """
+    resp = results[0]
+    ll, greedy = float(resp[0]), bool(resp[1])
+    n_tok = len(resp[2]) if len(resp) > 2 and resp[2] is not None else None
+    return ll, greedy, n_tok
+
+
+def judged(text: str, correct: bool, detail: str = "") -> dict[str, Any]:
+    """One sample as a judging filter hands it on: its text, the verdict, and why (one line, ≤ 300 chars).
+
+    A judging filter (``covbench.humaneval.lmeval.sandbox_verdicts``, ``covbench.wrap``'s judge) replaces
+    each doc's n responses with n such records, so the verdicts are computed once and
+    :func:`process_judged` (inside lm-eval) and :func:`records` (the store's adapter) both read them.
+
+    >>> judged("  return 1", True, "passed:   the program ran")
+    {'text': '  return 1', 'correct': True, 'detail': 'passed: the program ran'}
+    """
+    return {"text": str(text), "correct": bool(correct), "detail": " ".join(str(detail).split())[:300]}
+
+
+def process_judged(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, float]:
+    """lm-eval ``process_results`` of a task whose filter judged every sample (:func:`judged` records):
+    per-doc unbiased ``pass_sampled@k`` for the k ≤ n of the default grid (N > n is left out: missing).
+
+    >>> rows = [judged("a", True), judged("b", False), judged("c", False), judged("d", False)]
+    >>> {k: round(v, 6) for k, v in process_judged({}, [rows]).items()}
+    {'pass_sampled@1': 0.25, 'pass_sampled@2': 0.5, 'pass_sampled@4': 1.0}
+    """
+    verdicts = [bool(r["correct"]) for r in results[0]]
+    ns = tuple(k for k in metrics.DEFAULT_PASS_NS if k <= len(verdicts))
+    return sampled_metrics(verdicts, pass_ns=ns) if ns else {}
+
+
+def records(samples: Sequence[Mapping[str, Any]], kind: str) -> tuple[DocArrays | None, SampleArrays | None]:
+    """The store adapter of gold-answer scoring tasks and of judged sampling tasks (``metadata.covbench.adapter:
+    covbench.taskglue:records``), from ``simple_evaluate(..., log_samples=True)["samples"][task]``.
+
+    ``loglikelihood``: per doc log π̂(y*|x) of the one scored gold continuation (the first request's
+    response), log π_ref = 0, its token count where the backend reports one (else −1: unknown) and its
+    UTF-8 byte count. ``sample``: per doc the n :func:`judged` records of the first filter in the task's
+    ``filter_list`` (a task may judge under several filters; the first one is the stored verdict).
+    Rows are sorted by doc_id.
+    """
+    if kind not in ("loglikelihood", "sample"):
+        raise ValueError(f"covbench.taskglue.records: kind must be 'loglikelihood' or 'sample', got {kind!r}")
+    first = samples[0]["filter"] if samples and "filter" in samples[0] else None
+    rows = sorted((s for s in samples if s.get("filter") == first), key=lambda s: int(s["doc_id"]))
+    if not rows:
+        return None, None
+    if kind == "loglikelihood":
+        return gold_arrays(rows), None
+    return None, judged_arrays(rows)
+
+
+def gold_arrays(rows: Sequence[Mapping[str, Any]]) -> DocArrays:
+    """:class:`DocArrays` of scored gold continuations (logged samples sorted by doc_id)."""
+    logp, n_tokens, n_bytes = [], [], []
+    for s in rows:
+        ll, _, n_tok = ll_result(s["filtered_resps"])
+        logp.append(ll)
+        n_tokens.append(n_tok if n_tok is not None else -1)
+        n_bytes.append(len(str(s["arguments"][0][1]).encode("utf-8")))
+    return DocArrays(doc_id=[int(s["doc_id"]) for s in rows], logp_model=logp, logp_ref=[0.0] * len(rows),
+                     n_tokens=n_tokens, n_bytes=n_bytes)
+
+
+def judged_arrays(rows: Sequence[Mapping[str, Any]]) -> SampleArrays:
+    """:class:`SampleArrays` of judged samples (logged samples of one filter, sorted by doc_id)."""
+    judged_rows = [list(s["filtered_resps"][0]) for s in rows]
+    kwargs = rows[0]["arguments"][0][1] if rows[0].get("arguments") else {}
+    return SampleArrays(doc_id=[int(s["doc_id"]) for s in rows],
+                        generations=[[str(r["text"]) for r in j] for j in judged_rows],
+                        correct=[[bool(r["correct"]) for r in j] for j in judged_rows],
+                        temperature=float(kwargs.get("temperature", 1.0)),
+                        max_gen_toks=int(kwargs.get("max_gen_toks", 256)))

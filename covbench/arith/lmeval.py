@@ -83,23 +83,17 @@ def ll_metric_names(cov_ns: Sequence[float] = DEFAULT_COV_NS,
     return names
 
 
-def _ll_result(results: Sequence[Any]) -> tuple[float, bool, int | None]:
-    """(log π̂(y*|x), is greedy, token count or None) from lm-eval's loglikelihood response.
-
-    Stock HFLM answers ``(ll, is_greedy)``; a token-logprob backend (docs/lm-eval-notes.md#trap-token-logprobs) answers
-    ``(ll, is_greedy, [per-token log-probs])``, which also gives the token count.
-    """
-    resp = results[0]
-    ll, greedy = float(resp[0]), bool(resp[1])
-    n_tok = len(resp[2]) if len(resp) > 2 and resp[2] is not None else None
-    return ll, greedy, n_tok
+_ll_result = taskglue.ll_result  # (log π̂(y*|x), is greedy, token count or None)
 
 
 def process_ll(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]:
     """Per-doc metrics of one scored gold answer (means over docs are the task's metrics).
 
     ``pass_pred_lo@N`` is not a mean of per-doc values (the bracket minimises over M for the whole
-    corpus), so its per-doc value is the pair ``(X, N)`` and :func:`agg_bracket_lo` aggregates it.
+    corpus), so its per-doc value is the pair ``(X, N)`` and :func:`agg_bracket_lo` aggregates it;
+    ``ce_per_token`` is a ``(value, tokens)`` pair for :func:`covbench.taskglue.weighted_mean`. Both are
+    :class:`covbench.taskglue.Pair` s, so a task whose metric_list leaves them out (lm-eval then uses
+    ``mean``) still gets their right values.
 
     >>> m = process_ll({"answer": 7}, [(math.log(0.25), False)])
     >>> m["ce"] == -math.log(0.25), m["cov@4"], m["cov@4.6"], round(m["pass_pred@2"], 6)
@@ -109,13 +103,15 @@ def process_ll(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]
     docs = DocArrays(doc_id=[0], logp_model=[ll], logp_ref=[0.0], n_tokens=[n_tok or 0], n_bytes=[0])
     out: dict[str, Any] = dict(per_doc_values(docs, None, "gold", cov_ns=DEFAULT_COV_NS, pass_ns=DEFAULT_PASS_NS)[0])
     # Σ nll / Σ tokens over docs (taskglue.weighted_mean); missing without token counts, never 0.
-    out["ce_per_token"] = (out["ce_per_token"], float(n_tok)) if n_tok else (math.nan, 0.0)
+    weighted = taskglue.weighted_mean
+    out["ce_per_token"] = taskglue.Pair(out["ce_per_token"], float(n_tok), weighted) if n_tok else \
+        taskglue.Pair(math.nan, 0.0, weighted)
     out["greedy_gold"] = float(greedy)
     x = -ll  # X = log π_ref(y*|x) − log π̂(y*|x) with π_ref(y*|x) = 1
     hi = pass_bracket([x], DEFAULT_PASS_NS).hi  # 1 − ½·Cov_{2N}: linear in Cov, so a per-doc mean
     for n, h in zip(DEFAULT_PASS_NS, hi):
         out[metric_key("pass_pred_hi", n)] = float(h)
-        out[metric_key("pass_pred_lo", n)] = (x, float(n))
+        out[metric_key("pass_pred_lo", n)] = taskglue.Pair(x, float(n), agg_bracket_lo)
     return out
 
 

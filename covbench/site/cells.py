@@ -77,15 +77,19 @@ def row_cells(row) -> Markup:  # row: covbench.views.Row
                            _rank(row.rank_pass))))
 
 
-def curve_rows(ns, curves) -> Markup:  # ns: tuple[float, ...]; curves: np.ndarray [N, 6, 4] (views.models.CURVES)
+def curve_rows(ns, curves) -> Markup:  # ns: tuple[float, ...]; curves: np.ndarray [N, 7, 4] (views.models.CURVES)
     """A model page's curve table body: per N, Cov_N and Pass@N measured, exact and predicted (with the
-    coverage bracket); values only (the intervals are in the CSV download)."""
+    coverage bracket), then the coverage of the correct set Cov_M with its finite-sample interval (from
+    sampled verdicts, docs/verifier-coverage.md); other intervals are in the CSV download."""
     text = fmt.nums(curves[:, :, 0])
     out = []
-    for n, (cov, meas, exact, pred, lo, hi) in zip(ns, text):
+    for i, (n, (cov, meas, exact, pred, lo, hi, cov_set)) in enumerate(zip(ns, text)):
         bracket = f' <span class="ci">[{lo}, {hi}]</span>' if lo != fmt.MISSING else ""
+        set_ci = fmt.interval(curves[i, 6, 1], curves[i, 6, 2])
+        set_ci = f' <span class="ci" title="95% finite-sample interval">{set_ci}</span>' if set_ci else ""
         out.append(f'<tr><td class="num">{fmt.threshold(n)}</td><td class="num">{cov}</td><td class="num">{meas}</td>'
-                   f'<td class="num">{exact}</td><td class="num">{pred}{bracket}</td></tr>')
+                   f'<td class="num">{exact}</td><td class="num">{pred}{bracket}</td>'
+                   f'<td class="num">{cov_set}{set_ci}</td></tr>')
     return Markup("\n".join(out))
 
 
@@ -105,7 +109,9 @@ def model_task(t, model_slug: str) -> Markup:  # t: covbench.views.ModelTask
             f'{f" ({t.pass_source})" if t.pass_source else ""}</p>\n')
     table = ('<div class="scroll">\n<table class="board">\n<thead><tr><th scope="col">N</th><th scope="col">Cov_N</th>'
              '<th scope="col">Pass@N measured</th><th scope="col">exact</th>'
-             '<th scope="col">predicted [coverage bracket]</th></tr></thead>\n<tbody>\n'
+             '<th scope="col">predicted [coverage bracket]</th>'
+             '<th scope="col" title="P_x[π̂(correct set|x) ≤ 1/N] from sampled verdicts (lower is better)">'
+             'Cov_N of the correct set [interval]</th></tr></thead>\n<tbody>\n'
              f"{curve_rows(t.ns, t.curves)}\n</tbody>\n</table>\n</div>\n")
     runs = "".join(
         f"<tr><td>{escape(task)}</td><td><code>{escape(file)}</code></td>"

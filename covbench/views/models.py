@@ -2,7 +2,8 @@
 
 A model page depends on that model's runs only (no ranks, which change whenever another model is added),
 so adding a model re-renders one model page. It shows per task the stored metrics at the task's rank N,
-the curves over the whole N grid (Cov_N, Pass@N measured/exact/predicted with the coverage bracket), and
+the curves over the whole N grid (Cov_N, Pass@N measured/exact/predicted with the coverage bracket, and the
+coverage of the correct set Cov_M with its interval, from sampled verdicts: docs/verifier-coverage.md), and
 the provenance of each run.
 """
 
@@ -20,7 +21,9 @@ from covbench.store import Catalog, slug
 
 from .board import Board, Row, TaskGroup
 
-CURVES = ("cov", "pass_sampled", "pass_exact", "pass_pred", "pass_pred_lo", "pass_pred_hi")
+CURVES = ("cov", "pass_sampled", "pass_exact", "pass_pred", "pass_pred_lo", "pass_pred_hi", "cov_set")
+#: curves stored by sampling runs: taken from the paired sampler's run when the task has one
+SAMPLED = ("pass_sampled", "cov_set")
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +77,7 @@ def _layout_of(keys: tuple[str, ...], live: tuple[int, ...]) -> tuple[tuple[floa
 def _curves(cat: Catalog, at: np.ndarray, scorer: int, sampler: int | None) -> np.ndarray:
     out = np.full(at.shape + (4,), np.nan)
     for b, name in enumerate(CURVES):
-        src = sampler if (name == "pass_sampled" and sampler is not None) else scorer
+        src = sampler if (name in SAMPLED and sampler is not None) else scorer
         cols = at[:, b]
         ok = cols >= 0
         ok[ok] = cat.present[src, cols[ok]]
