@@ -107,6 +107,9 @@ def model_task(t, model_slug: str, run_link) -> Markup:  # t: covbench.views.Mod
              '<th scope="col">Pass@N measured</th><th scope="col">exact</th>'
              '<th scope="col">predicted [coverage bracket]</th></tr></thead>\n<tbody>\n'
              f"{curve_rows(t.ns, t.curves)}\n</tbody>\n</table>\n</div>\n")
+    if t.classes is not None:
+        table += ('<p class="note">Per class: the mean over each class\'s prompts with its 95% t interval '
+                  "(docs/selection.md#per-class).</p>\n" + _model_classes(t.classes))
     runs = "".join(
         f"<tr><td>{escape(task)}</td><td><a href=\"../{escape(run_link(i))}\"><code>{escape(file)}</code></a></td>"
         f"<td>{escape(p.get('time', ''))}</td><td>{escape(p.get('covbench_version', ''))}</td>"
@@ -117,3 +120,62 @@ def model_task(t, model_slug: str, run_link) -> Markup:  # t: covbench.views.Mod
             '<th>lm-eval</th><th>commit</th><th>seed</th><th>machine</th></tr></thead>\n'
             f"<tbody>\n{runs}</tbody>\n</table>\n</section>\n")
     return Markup(head + table + prov)
+
+
+# ---- per-class tables (covbench.views.classes) -----------------------------------------------------------
+
+_CLASS_HEADS = ("CE", "Cov", "Pass")
+
+
+def class_heads(table) -> list[str]:  # table: covbench.views.ClassTable
+    """Column titles of a per-class table: ``G2 CE``, ``G2 Cov_4``, ``G2 Pass@8`` for each class."""
+    c, n = fmt.threshold(table.rank.cov_n), fmt.threshold(table.rank.pass_n)
+    return [f"{label} {head}" for label in table.labels for head in ("CE", f"Cov_{c}", f"Pass@{n}")]
+
+
+def _class_cells(row) -> list[str]:  # row: covbench.views.ClassRow
+    """One ``<td>`` per (class, metric), class-major, with the value, its interval and the prompts behind it."""
+    v = row.values  # [3, C, 4]
+    text = fmt.nums(v[..., 0].T.reshape(1, -1))[0]
+    lo, hi = fmt.nums(v[..., 1].T.reshape(1, -1))[0], fmt.nums(v[..., 2].T.reshape(1, -1))[0]
+    values = v[..., 0].T.reshape(-1).tolist()
+    counts = row.n.T.reshape(-1).tolist()
+    out = []
+    for k, (value, t, a, b, count) in enumerate(zip(values, text, lo, hi, counts)):
+        what = f"{row.pass_source} Pass@N" if k % 3 == 2 and row.pass_source else ("CE", "Cov", "Pass@N")[k % 3]
+        title = f' title="{what} over {count} prompts"'
+        ci = _ci(f"[{a}, {b}]") if a != fmt.MISSING and b != fmt.MISSING else ""
+        out.append(f"{_td('num', value, t, title)}{ci}</td>")
+    return out
+
+
+def class_board(table) -> Markup:  # table: covbench.views.ClassTable
+    """A task page's per-class table body: one row per model (id ``cls-<slug>``), linked to its page."""
+    lines = []
+    for r in table.rows:
+        name = escape(r.model)
+        lines.append(f'<tr id="cls-{escape(r.slug)}"><td data-v="{name}"><a href="../models/{escape(r.slug)}.html">'
+                     f'{name}</a></td>{"".join(_class_cells(r))}</tr>')
+    return Markup("\n".join(lines))
+
+
+def class_summary(table) -> str:  # table: covbench.views.ClassTable
+    """``G1: 461 prompts, weight 0.900; G2: 51 prompts, weight 0.100`` (plain text, escaped by the template)."""
+    return "; ".join(f"{label}: {n} prompts, weight {fmt.num(share)}"
+                     for label, n, share in zip(table.labels, table.n_prompts, table.share))
+
+
+def _model_classes(table) -> str:  # table: covbench.views.ClassTable holding one row
+    """A model page's per-class table: one row per class (prompts, weight, CE, Cov, Pass@N with intervals)."""
+    row = table.rows[0]
+    cells = _class_cells(row)
+    c, n = fmt.threshold(table.rank.cov_n), fmt.threshold(table.rank.pass_n)
+    source = f" ({escape(row.pass_source)})" if row.pass_source else ""
+    body = "".join(f'<tr><td>{escape(label)}</td><td class="num">{count}</td><td class="num">{fmt.num(share)}</td>'
+                   f"{''.join(cells[3 * k:3 * k + 3])}</tr>\n"
+                   for k, (label, count, share) in enumerate(zip(table.labels, table.n_prompts, table.share)))
+    return ('<div class="scroll">\n<table class="board classes">\n<thead><tr><th scope="col">class</th>'
+            '<th scope="col">prompts</th><th scope="col">weight</th><th scope="col">CE</th>'
+            f'<th scope="col">Cov_{c}</th><th scope="col">Pass@{n}{source}</th></tr></thead>\n<tbody>\n{body}'
+            "</tbody>\n</table>\n</div>\n")
+
