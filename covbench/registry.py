@@ -51,8 +51,6 @@ DEFAULT_REGISTRY = Path("models.yaml")
 SELECTORS = ("all", "default")  # reserved selector words, never model or family names
 
 # Metric names a floor may gate on (keys as in covbench/records.py); curves need "@N".
-_SCALAR_METRICS = {"ce", "ce_per_token", "bpb", "kl"}
-_CURVE_METRICS = {"cov", "pass_exact", "pass_sampled", "pass_pred", "pass_pred_lo", "pass_pred_hi"}
 
 
 class RegistryError(Exception):
@@ -259,10 +257,13 @@ def _check_floor(task: str, key: str, value: float) -> None:
         raise _FieldError(where, "the threshold after '@' must be a number, e.g. 'cov@8'") from None
     if n is not None and not (math.isfinite(n) and n >= 1):
         raise _FieldError(where, f"the threshold after '@' must be a finite number >= 1, got {n:g}")
-    if name in _CURVE_METRICS and n is None:
+    from covbench.metrics import METRICS  # the metric cards say which names exist and which are curves
+
+    card = METRICS.get(name)
+    if card is not None and card.curve and n is None:
         raise _FieldError(where, f"'{name}' is a curve; name its threshold, e.g. '{name}@8'")
-    if name not in _SCALAR_METRICS | _CURVE_METRICS or (name in _SCALAR_METRICS and n is not None):
-        known = sorted(_SCALAR_METRICS) + [f"{m}@N" for m in sorted(_CURVE_METRICS)]
+    if card is None or (not card.curve and n is not None):
+        known = sorted(c.name + ("@N" if c.curve else "") for c in METRICS.values())
         raise _FieldError(where, f"unknown metric key (known: {', '.join(known)})")
     if not math.isfinite(value):
         raise _FieldError(where, f"floor must be a finite number, got {value}")

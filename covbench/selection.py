@@ -1,4 +1,4 @@
-"""Checkpoint selection by coverage tournaments (paper.md §3), next to the min-CE baseline.
+"""Checkpoint selection by coverage tournaments (docs/coverage-principle.md#tournament), next to the min-CE baseline.
 
 Input: ``logp[k, i] = log π_k(y_i|x_i)``, the sequence log-prob of candidate k on held-out sample
 (x_i, y_i) ∼ π_D: a [K candidates × n samples] matrix. Pure numpy.

@@ -1,6 +1,6 @@
 """Synthetic results stores for the leaderboard's tests and benchmarks (no model is run).
 
-Each task is a two-class mixture like the paper's Fig. 1 (paper.md §5.2): a majority class (90%)
+Each task is a two-class mixture like the paper's Fig. 1 (docs/coverage-principle.md#fig1): a majority class (90%)
 and a minority class (10%), one correct answer per prompt, π_D deterministic (log π_D = 0), so
 X = −log π̂(y*|x). A model is two numbers, its mean −log π̂ on each class; per-doc log-probs are
 drawn around them, samples are Bernoulli(π̂(y*|x)) draws, and every metric is computed from those

@@ -4,15 +4,15 @@ Every covbench task's ``process_results`` returns, per doc, the store's metric k
 ``ce``, ``ce_per_token``, ``kl``, ``cov@N``, ``pass_exact@N`` (scoring tasks) or ``pass_sampled@N``
 (sampling tasks). Each per-doc value is an exact expectation over that doc's reference distribution,
 computed with ``covbench.metrics``; lm-eval then averages over docs (``aggregation: mean``), so the task's
-number is the mean over prompts, as the paper's estimators (paper.md §1.1 Eq. 1/4, §2.2).
+number is the mean over prompts, as the paper's estimators (docs/coverage-principle.md#cov-def, #estimators).
 
 Two cases need a weighted mean instead of ``mean``; their values are ``(value, weight)`` pairs and the
 YAML names :func:`weighted_mean` as the aggregation (a callable: no lm-eval registry, so no import-order
-or double-registration traps, lm-eval.md pitfalls 9-10):
+or double-registration traps, docs/lm-eval-notes.md#trap-registry-order):
 
 - ``ce_per_token`` is a ratio of sums Σ nll / Σ tokens (as lm-eval's bits_per_byte), so each doc is
   weighted by its token count;
-- stratified tasks (Fig. 2) weight each doc by class prior / class doc count (paper.md §2.2), so every
+- stratified tasks (Fig. 2) weight each doc by class prior / class doc count (docs/coverage-principle.md#estimators), so every
   metric is a weighted mean.
 
 Gold-answer tasks reuse the same helpers with a one-element support of log π_ref = 0.

@@ -65,7 +65,7 @@ def test_ll_metrics_match_closed_forms(run) -> None:
     assert res["ce,none"] == pytest.approx(np.mean(-np.log(p)))
     for n in DEFAULT_COV_NS:
         key = f"cov@{lmeval.metric_key('cov', n).split('@')[1]},none"
-        # Cov_N = P_x[π̂(y*|x) ≤ 1/N] (design.md "Gold-answer reference"), compared in log space
+        # Cov_N = P_x[π̂(y*|x) ≤ 1/N] (docs/coverage-principle.md#gold-reference), compared in log space
         expected = np.mean(-np.log(p) >= math.log(n) - 1e-12)
         assert res[key] == pytest.approx(expected), key
     for n in DEFAULT_PASS_NS:
@@ -131,8 +131,10 @@ def test_chat_format_opens_the_assistant_turn_with_the_prefix() -> None:
 def test_yaml_metric_lists_match_process_results() -> None:
     ll = yaml.load((TASKS / "arith_ll.yaml").read_text(), Loader=_AnyTagLoader)
     assert [m["metric"] for m in ll["metric_list"]] == lmeval.ll_metric_names()
-    assert ll["metadata"]["covbench"] == {"reference": "gold", "kind": "loglikelihood",
-                                          "adapter": "covbench.arith.lmeval:records"}
+    block = ll["metadata"]["covbench"]
+    assert {k: block[k] for k in ("reference", "kind", "adapter")} == {
+        "reference": "gold", "kind": "loglikelihood", "adapter": "covbench.arith.lmeval:records"}
+    assert block["classes"] == ["add", "mul", "add_word", "mul_word"]
     sample = yaml.load((TASKS / "arith_sample.yaml").read_text(), Loader=_AnyTagLoader)
     assert [m["metric"] for m in sample["metric_list"]] == lmeval.sample_metric_names(sample["repeats"])
     assert sample["metadata"]["covbench"]["kind"] == "sample"

@@ -140,14 +140,11 @@ def test_escaping_and_csp(site):
     assert "&lt;img src=x onerror=alert(1)&gt; &#34;quoted&#34; &amp; more" in model_page
 
 
-def test_every_model_has_its_page_and_run_files(store, site):
+def test_every_model_has_its_page_naming_its_run_files(store, site):
     cat = catalog(store)
-    for name in {cat.model(i) for i in range(len(cat))}:
-        assert (site / "models" / f"{slug(name)}.html").is_file()
     for i in range(len(cat)):
-        task, model, _ = cat.rels[i].split("/")
-        linked = site / "data" / "runs" / f"{model}--{task}.safetensors"
-        assert linked.read_bytes() == cat.path(i).read_bytes()
+        page = (site / "models" / f"{slug(cat.model(i))}.html").read_text(encoding="utf-8")
+        assert cat.rels[i] in page
 
 
 def test_store_errors_shown_not_fatal(store, tmp_path, capsys):

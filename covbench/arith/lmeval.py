@@ -5,7 +5,7 @@ Two paths measure the same event, so the prediction can be checked against the m
 - ``arith_ll`` (loglikelihood) scores the gold continuation y* = ``" <answer>\\n"`` after a context
   that ends in ``"A:"``. X = −log π̂(y*|x) (π_ref puts mass 1 on y*), so per doc
   ``cov@N = 1[X ≥ log N]`` and ``pass_pred@N = 1 − (1 − π̂(y*|x))^N``; their means over docs are
-  Cov_N and predicted Pass@N (paper.md §1.1, §1.2; design.md "Gold-answer reference").
+  Cov_N and predicted Pass@N (docs/coverage-principle.md#cov-def, §1.2; docs/coverage-principle.md#gold-reference).
 - ``arith_sample`` (generate_until, ``until: ["\\n"]``) draws n samples of that same continuation.
   ``pass_strict@N`` counts a sample correct iff its text before the stop string is exactly
   ``" <answer>"``: that is y* up to tokenisation, the event the loglikelihood path scores.
@@ -86,7 +86,7 @@ def ll_metric_names(cov_ns: Sequence[float] = DEFAULT_COV_NS,
 def _ll_result(results: Sequence[Any]) -> tuple[float, bool, int | None]:
     """(log π̂(y*|x), is greedy, token count or None) from lm-eval's loglikelihood response.
 
-    Stock HFLM answers ``(ll, is_greedy)``; a token-logprob backend (lm-eval.md §6) answers
+    Stock HFLM answers ``(ll, is_greedy)``; a token-logprob backend (docs/lm-eval-notes.md#trap-token-logprobs) answers
     ``(ll, is_greedy, [per-token log-probs])``, which also gives the token count.
     """
     resp = results[0]
@@ -120,7 +120,7 @@ def process_ll(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]
 
 
 def agg_bracket_lo(items: Sequence[tuple[float, float]]) -> float:
-    """Aggregation of ``pass_pred_lo@N``: ``1 − min_M[Cov_M + (1 − 1/M)^N]`` over all docs (paper.md §1.2).
+    """Aggregation of ``pass_pred_lo@N``: ``1 − min_M[Cov_M + (1 − 1/M)^N]`` over all docs (docs/coverage-principle.md#bon-sandwich).
 
     >>> xs = [-math.log(0.5), -math.log(0.01)]
     >>> agg_bracket_lo([(x, 8.0) for x in xs]) == float(pass_bracket(xs, [8.0]).lo[0])

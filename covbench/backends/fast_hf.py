@@ -1,7 +1,7 @@
 """``hf-fast``: lm-eval's HF backend with one prefill per prompt, shared across the prompt's repeats.
 
 lm-eval asks for N samples of a prompt by passing N identical ``Instance`` objects in one flat list
-(lm-eval.md §6 "How repeats run"). Stock ``HFLM.generate_until`` encodes and prefills each copy as its
+(docs/lm-eval-notes.md#trap-repeats). Stock ``HFLM.generate_until`` encodes and prefills each copy as its
 own row, so the prompt's prefill is computed N times. ``FastHFLM.generate_until`` instead
 
 1. groups identical ``(context, gen_kwargs)`` requests (:func:`group_requests`),
@@ -28,7 +28,7 @@ scores several policies with one forward pass, and LMs built with a shared
 
 Randomness comes from torch's global RNG (``torch.multinomial``), which lm-eval seeds before an
 evaluation: runs are reproducible at a fixed seed and batch size (as with stock, the exact samples
-depend on the batching, lm-eval.md pitfall 8).
+depend on the batching, docs/lm-eval-notes.md#trap-batch-size).
 
 >>> from lm_eval.api.registry import get_model
 >>> get_model("hf-fast").__name__

@@ -8,13 +8,13 @@ sits next to the YAML), so the glue does not depend on the working directory.
 Data: ``custom_dataset: !function covbench.graphs.lmeval.load_dataset``. lm-eval 0.4.13 calls it with the
 task's ``metadata`` as keyword arguments (api/task.py:865); it regenerates the docs in memory from the
 seeded spec in ``metadata.covbench.data`` (about 0.1-0.7 s), so no data file and no path is involved
-(lm-eval.md pitfall 13). ``covbench data write`` exports the same docs as JSONL for inspection.
+(docs/lm-eval-notes.md#trap-data-files). ``covbench data write`` exports the same docs as JSONL for inspection.
 
 Requests. ``graph_fig1`` and ``graph_fig2_h*`` score every path of S_x (the π_D support: ≤ 4 paths in
 Fig. 1, 1 or 16 in Fig. 2) with the stock ``output_type: multiple_choice`` (choices = S_x,
 ``target_delimiter: ""`` because each path text starts with a space): one loglikelihood request per
 path, robust under the stock CLI, no custom Task class. Per doc, KL, CE and Cov_N are then exact
-expectations over π_D(·|x) (paper.md §2.2 step 5) and log π̂(S_x|x) = logsumexp gives exact Pass@N.
+expectations over π_D(·|x) (docs/coverage-principle.md#est-exact) and log π̂(S_x|x) = logsumexp gives exact Pass@N.
 ``graph_fig1_sample`` uses ``generate_until`` with ``repeats`` samples of at most L + 3 tokens and the
 verifier (``covbench.graphs.verifier``); a ``take_first_k`` filter keeps all repeats.
 

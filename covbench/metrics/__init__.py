@@ -1,6 +1,6 @@
 """covbench.metrics: the statistics of the benchmark, as pure numpy/scipy functions over arrays.
 
-Formulas: paper.md §1–3, §7 (arXiv 2510.15020); the coverage of the correct set estimated from
+Formulas: docs/coverage-principle.md (arXiv 2510.15020); the coverage of the correct set estimated from
 sampled verdicts (``verifier_coverage``, metric ``cov_set@M``): docs/verifier-coverage.md.
 Conventions: log-probs are natural-log sequence sums over response tokens; ``X = log π_ref(y|x) −
 log π̂(y|x)``; Cov_N is a bad tail (lower is better); missing is NaN, never 0; NaN in an input array

@@ -90,8 +90,8 @@ METRICS: dict[str, MetricCard] = {c.name: c for c in (
     _card("pass_pred_lo", "Pass@N lower bound from coverage", True, (0.0, 1.0), "probability",
           "1 − min_M [Cov_M + (1 − 1/M)^N]",
           """The Pass@N that the coverage profile guarantees on a single-answer task: a prompt covered
-          at level M fails N independent samples with probability below (1 − 1/M)^N (paper §1.2,
-          Prop D.6).""", monotone=1),
+          at level M fails N independent samples with probability below (1 − 1/M)^N (docs/coverage-principle.md#bon-sandwich;
+          arXiv 2510.15020 Prop D.6).""", monotone=1),
     _card("pass_pred_hi", "Pass@N upper bound from coverage", True, (0.0, 1.0), "probability",
           "1 − ½·Cov_{2N}",
           """The most Pass@N that the coverage profile allows on a single-answer task: a prompt not

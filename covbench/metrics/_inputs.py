@@ -1,6 +1,6 @@
 """Input checks shared by the metric modules: one-line ``ValueError``s that name the function and field.
 
-Conventions every metric follows (design.md, "Missing is not zero"):
+Conventions every metric follows (docs/coverage-principle.md#conventions):
 
 - NaN in a data array is an error (a silent NaN would turn into a wrong number), never a value;
 - an empty input or weights that sum to zero give NaN (missing), not 0 and not an exception;

@@ -1,6 +1,6 @@
 """Pass@N: the unbiased sampled estimator, the exact value from scoring, and coverage's prediction.
 
-Formulas: paper.md §1.2 and §2.2 step 6; the estimator is Chen et al. 2021 (Codex, arXiv 2107.03374).
+Formulas: docs/coverage-principle.md#bon-sandwich, #est-pass-exact; the estimator is Chen et al. 2021 (Codex, arXiv 2107.03374).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def pass_at_n_per_prompt(log_p: object, Ns: object) -> np.ndarray:
 def exact_pass_at_n(log_p_correct: object, Ns: object, weights: object = None) -> np.ndarray:
     """Exact Pass@N ``E_x[1 − (1 − π̂(S_x|x))^N]`` from the log of the model's mass on each correct set.
 
-    No sampling: the value follows from scoring the enumerable correct set S_x (paper.md §2.2 step 6).
+    No sampling: the value follows from scoring the enumerable correct set S_x (docs/coverage-principle.md#est-pass-exact).
 
     Returns:
         float64 array shaped like ``Ns``; NaN for empty input or weights summing to zero.
@@ -147,8 +147,7 @@ def exact_pass_at_n(log_p_correct: object, Ns: object, weights: object = None) -
 def predicted_pass_at_n(log_p_gold: object, Ns: object, weights: object = None) -> np.ndarray:
     """Pass@N predicted from scoring the gold answer: ``E_x[1 − (1 − π̂(y*|x))^N]``.
 
-    For single-answer tasks this is the per-prompt exact form of the coverage prediction (paper.md
-    §1.2, "explicit sandwich", p(x) = π̂(y*|x)). It equals exact Pass@N when y* is the *only* correct
+    For single-answer tasks this is the per-prompt exact form of the coverage prediction (docs/coverage-principle.md#bon-sandwich, "explicit sandwich", p(x) = π̂(y*|x)). It equals exact Pass@N when y* is the *only* correct
     string; when several strings are correct it is a **lower bound** (the model's mass on the correct
     set is at least its mass on y*). It is a prediction from scoring, not a measurement.
 

@@ -142,6 +142,7 @@ class _Site:
         self.groups = views.groups(cat)
         self.by_task = {g.task: g for g in self.groups}
         self._rows: dict[str, tuple[views.Row, ...]] = {}
+        self._row_maps: dict[str, dict[str, views.Row]] = {}
         self._boards: dict[str, views.Board] = {}
         self.model_csv: dict[str, bytes] = {}
 
@@ -158,7 +159,9 @@ class _Site:
         return self._boards[g.task]
 
     def row_map(self, g: views.TaskGroup) -> dict[str, views.Row]:
-        return {r.model: r for r in self.rows(g)}
+        if g.task not in self._row_maps:
+            self._row_maps[g.task] = {r.model: r for r in self.rows(g)}
+        return self._row_maps[g.task]
 
     # -- files -----------------------------------------------------------------------------------------
 
@@ -219,7 +222,6 @@ class _Site:
             k = self.keys.model(name, entries)
             mslug = slug(name)
             html, csv_rel = f"models/{mslug}.html", f"data/models/{mslug}.csv"
-            links = [run_link(self.cat, i) for i in entries]
             s = self.cat.smalls[pairs[0][1]]
             listing.append({"name": name, "slug": mslug, "family": s.get("family"),
                             "family_slug": slug(s["family"]) if s.get("family") else "", "step": s.get("step"),
@@ -229,13 +231,9 @@ class _Site:
                 self.model_csv[name] = self.pub.read_published(csv_rel)
             else:
                 page = views.model_page(self.cat, name, pairs, self.row_map, lambda g: self.board(g).classes)
-                self._put(html, render("model.html.jinja", root="../", model=page,
-                                       run_link=lambda i: run_link(self.cat, i)).encode())
+                self._put(html, render("model.html.jinja", root="../", model=page).encode())
                 self.model_csv[name] = export.model_csv(self.cat, entries).encode()
                 self._put(csv_rel, self.model_csv[name])
-            for i, rel in zip(entries, links):  # the store's run files, as they are (never modified)
-                self.new.files[rel] = self.cat.rels[i]
-                self.pub.publish(rel, self.cat.path(i))
         return listing
 
     def family_files(self) -> list[tuple[str, str, int]]:
@@ -256,12 +254,6 @@ class _Site:
             axis = " / ".join(sorted({t.axis for t in fam.tasks}))
             self._put(rels[2], plots.family_svg(fam.name, axis, _family_series(fam)).encode())
         return out
-
-
-def run_link(cat: Catalog, i: int) -> str:
-    """Where the site publishes entry ``i``'s run file: ``data/runs/<model>--<task>.safetensors``."""
-    task, model, _ = cat.rels[i].split("/")
-    return f"data/runs/{model}--{task}.safetensors"
 
 
 def build(results: Path, out_dir: Path) -> Report:

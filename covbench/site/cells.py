@@ -93,7 +93,7 @@ def _plain(e: Estimate) -> str:
     return fmt.num(e.value)
 
 
-def model_task(t, model_slug: str, run_link) -> Markup:  # t: covbench.views.ModelTask
+def model_task(t, model_slug: str) -> Markup:  # t: covbench.views.ModelTask
     """One task's section of a model page, built in Python (1,000 model pages × 10 tasks per build).
     Every free-text field (task name, provenance) is escaped."""
     rank = t.descriptor.rank
@@ -111,7 +111,7 @@ def model_task(t, model_slug: str, run_link) -> Markup:  # t: covbench.views.Mod
         table += ('<p class="note">Per class: the mean over each class\'s prompts with its 95% t interval '
                   "(docs/selection.md#per-class).</p>\n" + _model_classes(t.classes))
     runs = "".join(
-        f"<tr><td>{escape(task)}</td><td><a href=\"../{escape(run_link(i))}\"><code>{escape(file)}</code></a></td>"
+        f"<tr><td>{escape(task)}</td><td><code>{escape(file)}</code></td>"
         f"<td>{escape(p.get('time', ''))}</td><td>{escape(p.get('covbench_version', ''))}</td>"
         f"<td>{escape(p.get('lm_eval_version', ''))}</td><td><code>{escape(str(p.get('git_commit', ''))[:12])}</code></td>"
         f"<td>{escape(str(p.get('seed', '')))}</td><td>{escape(p.get('machine', ''))}</td></tr>\n"
@@ -178,4 +178,3 @@ def _model_classes(table) -> str:  # table: covbench.views.ClassTable holding on
             '<th scope="col">prompts</th><th scope="col">weight</th><th scope="col">CE</th>'
             f'<th scope="col">Cov_{c}</th><th scope="col">Pass@{n}{source}</th></tr></thead>\n<tbody>\n{body}'
             "</tbody>\n</table>\n</div>\n")
-

@@ -100,17 +100,6 @@ class Publisher:
         except OSError as e:
             raise PublishError(f"{path}: cannot write: {e.strerror}") from None
 
-    def publish(self, rel: str, source: Path) -> None:
-        """Put the file ``source`` (a store run file: never modified) on the site as it is."""
-        path = self._parent(rel)
-        try:
-            os.link(source, path)
-        except OSError:
-            try:
-                shutil.copyfile(source, path)
-            except OSError as e:
-                raise PublishError(f"{path}: cannot write: {e.strerror}") from None
-
     def has(self, rel: str) -> bool:
         """Whether the published site has the file ``rel``."""
         return os.path.isfile(os.path.join(self.out, rel))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from functools import lru_cache
+
 import numpy as np
 
 from covbench.records import Estimate, TaskDescriptor, metric_key, split_key
@@ -36,7 +38,7 @@ class ModelTask:
     pass_source: str
     ns: tuple[float, ...]  # the N grid of the curves
     curves: np.ndarray  # [N, len(CURVES), 4]: (value, lo, hi, stderr) of each curve at each N; NaN missing
-    runs: tuple[tuple[str, dict, str, int], ...]  # (task, provenance, run file, catalog index) of each run shown
+    runs: tuple[tuple[str, dict, str, int], ...]  # (task, provenance, run file in the store, catalog index)
     classes: ClassTable | None = None  # this model's per-class numbers (its row of the task's class table)
 
 
@@ -54,12 +56,20 @@ class ModelPage:
 
 def _layout(cat: Catalog, rows: list[int]) -> tuple[tuple[float, ...], np.ndarray]:
     """The N grid that any of ``rows`` stores a curve at, and ``[N, len(CURVES)]`` key positions (−1: none)."""
-    live = cat.present[rows].any(axis=0)
-    ns = sorted({n for j, k in enumerate(cat.keys) if live[j] for b, n in [split_key(k)] if n is not None and b in CURVES})
+    live = tuple(np.flatnonzero(cat.present[rows].any(axis=0)).tolist())
+    return _layout_of(cat.keys, live)
+
+
+@lru_cache(maxsize=256)
+def _layout_of(keys: tuple[str, ...], live: tuple[int, ...]) -> tuple[tuple[float, ...], np.ndarray]:
+    """:func:`_layout` for a set of stored key positions (runs of one task share it: computed once)."""
+    col = {k: i for i, k in enumerate(keys)}
+    ns = sorted({n for j in live for b, n in [split_key(keys[j])] if n is not None and b in CURVES})
     at = np.full((len(ns), len(CURVES)), -1, dtype=np.int64)
     for a, n in enumerate(ns):
         for b, name in enumerate(CURVES):
-            at[a, b] = cat.col.get(metric_key(name, n), -1)
+            at[a, b] = col.get(metric_key(name, n), -1)
+    at.setflags(write=False)
     return tuple(ns), at
 
 
@@ -106,12 +116,11 @@ def model_page(cat: Catalog, name: str, pairs: Sequence[tuple[TaskGroup, int]],
         sampler = g.samplers.get(name)
         row = rows_of(g)[name]
         shown = [i] + ([sampler] if sampler is not None else [])
-        ns, at = _layout(cat, list(g.entries) + list(g.samplers.values()))
+        ns, at = _layout(cat, shown)  # the N grid this model's own runs store
         tasks.append(ModelTask(task=g.task, task_slug=slug(g.task), descriptor=g.descriptor,
                                ce=row.ce, kl=row.kl, cov=row.cov, pass_used=row.pass_used,
                                pass_source=row.pass_source, ns=ns, curves=_curves(cat, at, i, sampler),
-                               runs=tuple((cat.task(j), cat.smalls[j]["provenance"],
-                                           cat.rels[j].rsplit("/", 1)[-1], j) for j in shown),
+                               runs=tuple((cat.task(j), cat.smalls[j]["provenance"], cat.rels[j], j) for j in shown),
                                classes=None if table is None else table.only(name)))
     s = cat.smalls[pairs[0][1]]
     fam = s.get("family")

@@ -1,6 +1,6 @@
 """Local data for the gsm8k-style example: ``data/{train,test}.jsonl`` next to this file, in gsm8k's format.
 
-lm-eval imports this file by path for ``!function utils.load_local`` (lm-eval.md §5 pitfall 10), so
+lm-eval imports this file by path for ``!function utils.load_local`` (docs/lm-eval-notes.md#trap-function-import), so
 ``__file__`` gives an absolute path and the task runs from any working directory (pitfall 13).
 With the hub reachable, a real gsm8k extension needs none of this: drop the ``custom_dataset`` line.
 """
