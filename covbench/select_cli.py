@@ -38,7 +38,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,7 @@ def main(argv: Sequence[str]) -> int:
             return _fail(str(e))
         for problem in onp.problems:
             print(f"covbench select: skipped {problem}", file=sys.stderr)
-    samplers = _samplers(family, runs, args.task, Path(args.results_dir), tasks_dir)
+    samplers = _Samplers(family, args.task, Path(args.results_dir), tasks_dir)
     try:
         result = compare(runs, args.n, samplers=samplers, onpolicy=onp, gamma=args.gamma)
     except ValueError as e:
@@ -132,31 +132,45 @@ def _score(family: list, task: str, results_dir: Path, tasks_dir: Path | None) -
     return records
 
 
-def _samplers(family: list, runs: list[Run], task: str, results_dir: Path,
-              tasks_dir: Path | None) -> dict[str, Run]:
-    """Runs of the paired sampling task, for the per-prompt Pass@N of a task without exact Pass@N; {} when
-    every run stores the correct set's mass (nothing to sample) or no sampling task pairs with ``task``."""
-    if all(r.docs is not None and r.docs.logp_correct is not None for r in runs):
-        return {}
-    from covbench import taskmeta
-    from covbench.backends import BackendError
-    from covbench.runner import TASKS_DIR, RunError, TaskError, run_job, suite_tasks
+class _Samplers:
+    """Runs of the paired sampling task, drawn (or read from the store) only for the checkpoints whose
+    per-prompt Pass@N is needed and only when the scoring run has no exact Pass@N (docs/selection.md#pass)."""
 
-    folder = tasks_dir or TASKS_DIR
-    paired = [t for t in suite_tasks(folder) if (d := taskmeta.descriptor_for(t, folder)) is not None
-              and d.kind == "sample" and d.pairs_with == task]
-    if not paired:
-        return {}
-    out = {}
-    for spec in family:
+    def __init__(self, family: list, task: str, results_dir: Path, tasks_dir: Path | None) -> None:
+        self.specs = {s.name: s for s in family}
+        self.task, self.results_dir, self.tasks_dir = task, results_dir, tasks_dir
+        self._paired: list[str] | None = None
+        self._runs: dict[str, Run | None] = {}
+
+    def paired(self) -> str | None:
+        if self._paired is None:
+            from covbench import taskmeta
+            from covbench.runner import TASKS_DIR, suite_tasks
+
+            folder = self.tasks_dir or TASKS_DIR
+            self._paired = [t for t in suite_tasks(folder) if (d := taskmeta.descriptor_for(t, folder)) is not None
+                            and d.kind == "sample" and d.pairs_with == self.task]
+        return self._paired[0] if self._paired else None
+
+    def __call__(self, name: str) -> Run | None:
+        if name not in self._runs:
+            self._runs[name] = self._run(name)
+        return self._runs[name]
+
+    def _run(self, name: str) -> Run | None:
+        from covbench.backends import BackendError
+        from covbench.runner import TASKS_DIR, RunError, TaskError, run_job
+
+        task = self.paired()
+        if task is None:
+            return None
         try:
-            got = run_job(spec, paired[0], results_dir, tasks_dir=folder)
+            got = run_job(self.specs[name], task, self.results_dir, tasks_dir=self.tasks_dir or TASKS_DIR)
         except (BackendError, RunError, TaskError) as e:
-            print(f"covbench select: no sampled Pass@N for '{spec.name}': {' '.join(str(e).split())}", file=sys.stderr)
-            continue
+            print(f"covbench select: no sampled Pass@N for '{name}': {' '.join(str(e).split())}", file=sys.stderr)
+            return None
         print(got.message, file=sys.stderr)
-        out[spec.name] = got.run
-    return out
+        return got.run
 
 
 def _value(rec: RunRecord, key: str) -> float | None:
@@ -168,18 +182,21 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else float(x)
 
 
-def _differences(runs: list[Run], samplers: dict[str, Run], pick: str, baseline: str, n: float) -> dict[str, Any]:
+def _differences(runs: list[Run], samplers: Callable[[str], Run | None], pick: str, baseline: str,
+                 n: float) -> dict[str, Any]:
     """Pass@N of ``pick`` minus ``baseline`` at every N of the table (same prompts, paired t interval)."""
     from covbench.summarize import vectors_of
     from covbench.views.vectors import pass_vector
 
     by_name = {r.record.model: r for r in runs}
+    exact = all(by_name[name].docs is not None and by_name[name].docs.logp_correct is not None
+                for name in (pick, baseline))
     out: dict[str, Any] = {}
     for big_n in TABLE_PASS_NS:
         rank = RankNs(pass_n=big_n, cov_n=n)
         vec = []
         for name in (pick, baseline):
-            run, smp = by_name[name], samplers.get(name)
+            run, smp = by_name[name], (None if exact else samplers(name))
             vec.append(pass_vector(vectors_of((run.docs, run.samples), rank),
                                    None if smp is None else vectors_of((smp.docs, smp.samples), rank), big_n))
         a, b = vec
@@ -210,12 +227,13 @@ def _offset(runs: list[Run], onp: Any, n: float, gamma: float) -> tuple[dict[str
     return info, names[picks.offset.pick]
 
 
-def compare(runs: list[Run], n: float, *, samplers: dict[str, Run] | None = None, onpolicy: Any = None,
+def compare(runs: list[Run], n: float, *, samplers: Callable[[str], Run | None] | None = None, onpolicy: Any = None,
             gamma: float = 1.0) -> dict:
     """Per-checkpoint metrics, the picks (min CE, min KL, tournament at ``n``; offset tournament when
     ``onpolicy`` (:class:`covbench.onpolicy.OnPolicy`) is given) on the prompts every checkpoint was scored on
     (:func:`covbench.selection.family_picks`), and each tournament pick's paired Pass@N difference to the
-    min-CE pick (``samplers``: the paired sampling task's runs, for tasks without exact Pass@N)."""
+    min-CE pick (``samplers(name)``: that checkpoint's run on the paired sampling task, asked for only when
+    the scoring runs have no exact Pass@N)."""
     names = [r.record.model for r in runs]
     first = runs[0].docs
     picks = selection.family_picks(names, [r.docs.doc_id for r in runs], [r.docs.logp_model for r in runs], n,
@@ -238,7 +256,7 @@ def compare(runs: list[Run], n: float, *, samplers: dict[str, Run] | None = None
         result["offset"], chosen["offset"] = _offset(runs, onpolicy, n, gamma)
     for label, pick in chosen.items():
         if pick is not None and min_ce is not None and pick != min_ce:
-            result["paired_difference"][label] = _differences(runs, samplers or {}, pick, min_ce, n)
+            result["paired_difference"][label] = _differences(runs, samplers or (lambda _name: None), pick, min_ce, n)
     return result
 
 

@@ -192,3 +192,30 @@ def test_family_page_shows_the_paired_difference(store, site):
         pytest.approx(d.mean()), pytest.approx(lo), pytest.approx(hi))
     page = (site / "families" / f"{fam.slug}.html").read_text(encoding="utf-8")
     assert f"tournament − min-CE = {d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}] over {N_DOCS} prompts" in page
+
+
+def test_class_codes_survive_the_index_and_an_old_index_is_rebuilt(tmp_path):
+    import json
+    import struct
+
+    from covbench.store.index import INDEX_DIR, INDEX_NAME
+
+    synthetic.write_store(tmp_path, synthetic.synthetic_records(n_models=2, n_tasks=1, n_docs=12))
+    fresh = catalog(tmp_path)  # computes the vectors and writes the index
+    again = catalog(tmp_path)  # reads them back from the index
+    for i, (a, b) in enumerate(zip(fresh.vectors, again.vectors)):
+        assert b.cls.dtype == np.int64 and np.array_equal(a.cls, b.cls)
+        labels = np.array(again.load(i).docs.cls)  # codes into the descriptor's ("majority", "minority")
+        assert np.array_equal(b.cls, np.where(labels == "minority", 1, 0))
+    # an index written before Vectors had `cls` (no vec.cls column) is rebuilt from the run files
+    for shard in (tmp_path / INDEX_DIR / INDEX_NAME).glob("shard-*.safetensors"):
+        raw = shard.read_bytes()
+        (n,) = struct.unpack("<Q", raw[:8])
+        header = json.loads(raw[8:8 + n])
+        header.pop("vec.cls", None)
+        head = json.dumps(header, separators=(",", ":")).encode()
+        head += b" " * (-len(head) % 8)
+        shard.write_bytes(struct.pack("<Q", len(head)) + head + raw[8 + n:])
+    rebuilt = catalog(tmp_path)
+    assert all(v.cls is not None for v in rebuilt.vectors)
+
