@@ -7,12 +7,12 @@ import math
 
 import numpy as np
 import pytest
+from records_factory import record
 from scipy import stats
 
 from covbench import selection
 from covbench.records import DocArrays, Run
 from covbench.select_cli import compare, main, render
-from records_factory import record
 
 
 def _ckpt(name, step, p_target, kl):

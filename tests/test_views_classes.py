@@ -8,15 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from records_factory import descriptor, record
 from scipy import stats
+from site_helpers import rows
 
 from covbench import report, synthetic
 from covbench.records import DocArrays, Run, SampleArrays
 from covbench.site import build
 from covbench.store import catalog, slug, write_run
 from covbench.views import build as build_views
-from records_factory import descriptor, record
-from site_helpers import rows
 
 N_DOCS = 60
 
@@ -122,7 +122,7 @@ def test_measured_pass_is_joined_to_classes_by_prompt_id(tmp_path):
     for doc, verdicts in zip(samples.doc_id.tolist(), samples.correct.rows()):
         per[cls_of[doc]].append(1 - math.comb(16 - int(verdicts.sum()), 8) / math.comb(16, 8))
     for c, label in enumerate(("G1", "G2")):
-        value, lo, hi = _t(np.array(per[label]))
+        value, lo, _ = _t(np.array(per[label]))
         assert row.values[2, c, 0] == pytest.approx(value) and row.values[2, c, 1] == pytest.approx(lo)
         assert row.n[2, c] == len(per[label])
     assert row.n[0].tolist() == [30, 10]  # CE and Cov still on every scored prompt

@@ -79,7 +79,7 @@ def store_200(tmp_path_factory):
 @pytest.mark.parametrize("per_class", [False, True], ids=["without", "with"])
 def test_bench_site_build_with_and_without_classes(benchmark, store_200, tmp_path, monkeypatch, per_class):
     if not per_class:
-        import covbench.views.classes as classes
+        from covbench.views import classes
 
         monkeypatch.setattr(classes, "class_table", lambda *a, **k: None)
     out = tmp_path / "site"
