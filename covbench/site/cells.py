@@ -19,6 +19,8 @@ never 0.
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from markupsafe import Markup, escape
 
@@ -132,30 +134,32 @@ def class_heads(table) -> list[str]:  # table: covbench.views.ClassTable
     return [f"{label} {head}" for label in table.labels for head in ("CE", f"Cov_{c}", f"Pass@{n}")]
 
 
+_ROW_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # ClassRow -> its cells, formatted once
+
+
 def _class_rows(table) -> list[list[str]]:  # table: covbench.views.ClassTable
     """Per row, one ``<td>`` per (class, metric), class-major: the value, its interval, and the prompts behind
-    it in the cell's title. A table's numbers are formatted in one vectorised call per column kind; a single
-    row (a model page) with plain calls, cheaper for six numbers."""
-    if not table.rows:
-        return []
-    flat = [r.values.transpose(1, 0, 2).reshape(-1, 4) for r in table.rows]  # [C·3, 4] each, class-major
-    if len(flat) == 1:
-        text, lo, hi = ([[fmt.num(x) for x in flat[0][:, k].tolist()]] for k in range(3))
-    else:
-        stacked = np.stack(flat)
-        text, lo, hi = (fmt.nums(stacked[..., k]) for k in range(3))
-    out = []
-    for j, r in enumerate(table.rows):
-        counts = r.n.T.reshape(-1).tolist()
-        what = ("CE", "Cov", f"{r.pass_source} Pass@N" if r.pass_source else "Pass@N")
-        cells = []
-        for k, value in enumerate(flat[j][:, 0].tolist()):
-            a, b = lo[j][k], hi[j][k]
-            ci = _ci(f"[{a}, {b}]") if a != fmt.MISSING and b != fmt.MISSING else ""
-            title = f' title="{what[k % 3]} over {counts[k]} prompts"'
-            cells.append(f"{_td('num', value, text[j][k], title)}{ci}</td>")
-        out.append(cells)
-    return out
+    it in the cell's title. A row's cells are made once per build: the task page formats its whole table
+    (one vectorised call per column kind) and each model page reuses its row's cells."""
+    todo = [r for r in table.rows if r not in _ROW_CELLS]
+    if todo:
+        flat = [r.values.transpose(1, 0, 2).reshape(-1, 4) for r in todo]  # [C·3, 4] each, class-major
+        if len(flat) == 1:
+            text, lo, hi = ([[fmt.num(x) for x in flat[0][:, k].tolist()]] for k in range(3))
+        else:
+            stacked = np.stack(flat)
+            text, lo, hi = (fmt.nums(stacked[..., k]) for k in range(3))
+        for j, r in enumerate(todo):
+            counts = r.n.T.reshape(-1).tolist()
+            what = ("CE", "Cov", f"{r.pass_source} Pass@N" if r.pass_source else "Pass@N")
+            cells = []
+            for k, value in enumerate(flat[j][:, 0].tolist()):
+                a, b = lo[j][k], hi[j][k]
+                ci = _ci(f"[{a}, {b}]") if a != fmt.MISSING and b != fmt.MISSING else ""
+                title = f' title="{what[k % 3]} over {counts[k]} prompts"'
+                cells.append(f"{_td('num', value, text[j][k], title)}{ci}</td>")
+            _ROW_CELLS[r] = cells
+    return [_ROW_CELLS[r] for r in table.rows]
 
 
 def class_board(table) -> Markup:  # table: covbench.views.ClassTable

@@ -6,7 +6,8 @@ within a class: fine-tuning lowers CE on the 90% class while coverage of the 10%
 
 Each number here is the weighted mean, within one class, of the per-prompt values the store's index keeps
 for every run (:class:`covbench.summarize.Vectors`, computed once per run by ``covbench.summarize.per_doc_*``,
-the same values the stored metrics average), with the t interval of :func:`covbench.metrics.grouped_mean_ci`:
+the same values the stored metrics average), with the t interval of :func:`covbench.metrics.grouped_mean_ci`
+(its ends bounded by the metric's range, so a coverage near 1 does not get an interval reaching past 1):
 
 - CE: E_{π_ref(·|x)}[−log π̂(y|x)] per prompt; Cov: P[X ≥ log N/2] per prompt (the task's rank N);
 - Pass@N: exact where the scoring run stores the correct set's mass, else the unbiased estimator from the
@@ -32,6 +33,9 @@ from .board import GetVectors, Row, TaskGroup
 from .vectors import Vectors, pass_vector
 
 METRICS = ("ce", "cov", "pass")
+#: the metric card behind each column: its range bounds the interval (a t interval of a proportion near 1
+#: would otherwise reach past 1)
+_CARDS = ("ce", "cov", "pass_exact")
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,11 +89,11 @@ def _codes_at(v: Vectors, doc_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(found, v.cls[at], -1), np.where(found, v.weight[at], 0.0)
 
 
-def _grouped(items: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]], n_classes: int,
+def _grouped(items: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]], n_classes: int,
              out: np.ndarray, counts: np.ndarray, metric: slice, share: np.ndarray | None = None) -> None:
     """Fill ``out[row, metric]`` (and ``share[row]``, each class's weight share) for ``items`` = (row, doc_id,
-    codes, weights, values [k, prompts]), one :func:`~covbench.metrics.grouped_mean_ci` call per distinct
-    (prompts, codes, weights)."""
+    codes, weights, k per-prompt value arrays), one :func:`~covbench.metrics.grouped_mean_ci` call per
+    distinct (prompts, codes, weights)."""
     groups: dict[bytes, list[int]] = {}
     for j, (_, doc_id, codes, w, _) in enumerate(items):
         groups.setdefault(doc_id.tobytes() + b"|" + codes.tobytes() + b"|" + w.tobytes(), []).append(j)
@@ -97,7 +101,9 @@ def _grouped(items: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarr
         _, doc_id, codes, w, _ = items[members[0]]
         if not (codes >= 0).any():
             continue
-        ci = metrics.grouped_mean_ci(np.stack([items[j][4] for j in members]), codes, n_classes, w)
+        k = len(items[members[0]][4])
+        stacked = np.stack([np.stack([items[j][4][q] for j in members]) for q in range(k)], axis=1)  # [M, k, n]
+        ci = metrics.grouped_mean_ci(stacked, codes, n_classes, w)
         rows = np.array([items[j][0] for j in members])
         out[rows, metric] = np.stack([ci.value, ci.lo, ci.hi, ci.stderr], axis=-1)
         counts[rows, metric] = ci.n
@@ -122,16 +128,19 @@ def class_table(cat: Catalog, g: TaskGroup, board_rows: Sequence[Row], get: GetV
         v = get(by_model[r.model])
         source = ""
         if v is not None and v.cls is not None and v.nll is not None and v.cov is not None:
-            scored.append((j, v.doc_id, v.cls, v.weight, np.stack([v.nll, v.cov])))
+            scored.append((j, v.doc_id, v.cls, v.weight, (v.nll, v.cov)))
             sampler = get(g.samplers[r.model]) if r.model in g.samplers else None
             pv = pass_vector(v, sampler, g.descriptor.rank.pass_n)
             if pv is not None:
                 codes, w = _codes_at(v, pv.doc_id)
-                passed.append((j, pv.doc_id, codes, w, pv.values[None, :]))
+                passed.append((j, pv.doc_id, codes, w, (pv.values,)))
                 source = pv.source
         sources.append(source)
     _grouped(scored, c, values, counts, slice(0, 2), shares)
     _grouped(passed, c, values, counts, slice(2, 3))
+    for k, name in enumerate(_CARDS):
+        low, high = metrics.METRICS[name].range
+        values[:, k, :, 1:3] = np.clip(values[:, k, :, 1:3], low, high)  # NaN stays NaN
     rows = tuple(ClassRow(r.model, r.slug, values[j], counts[j], shares[j], sources[j])
                  for j, r in enumerate(board_rows))
     first = scored[0][0] if scored else None
