@@ -140,6 +140,14 @@ def test_unlisted_labels_and_tasks_without_classes():
     assert class_codes(None, ("G1",)) is None and class_codes(("G1",), ()) is None
 
 
+def test_sampling_task_alone_has_no_class_table(tmp_path):
+    sampling = descriptor("s", "known", "sample", classes=("G1", "G2"))
+    for m in ("a", "b"):
+        samples = SampleArrays(doc_id=[0, 1], generations=[["x"] * 2] * 2, correct=[[True, False]] * 2, max_gen_toks=1)
+        write_run(tmp_path, Run(record(m, "s", {"pass_sampled@1": 0.5}, desc=sampling), None, samples))
+    assert build_views(catalog(tmp_path)).boards[0].classes is None
+
+
 def test_no_classes_declared_no_table(tmp_path):
     for m in ("a", "b"):
         docs = DocArrays(doc_id=[0, 1], logp_model=[-0.1, -2.0], logp_ref=[0.0, 0.0], n_tokens=[1, 1],

@@ -114,7 +114,7 @@ def _grouped(items: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, tuple[np
 
 def class_table(cat: Catalog, g: TaskGroup, board_rows: Sequence[Row], get: GetVectors) -> ClassTable | None:
     """The per-class table of one task group (rows in board order), or None when the task declares no
-    classes (``metadata.covbench.classes``)."""
+    classes (``metadata.covbench.classes``) or none of its runs keeps per-prompt classes."""
     labels = g.descriptor.classes
     if not labels:
         return None
@@ -136,6 +136,8 @@ def class_table(cat: Catalog, g: TaskGroup, board_rows: Sequence[Row], get: GetV
                 passed.append((j, pv.doc_id, codes, w, (pv.values,)))
                 source = pv.source
         sources.append(source)
+    if not scored:
+        return None  # no run of this task keeps per-prompt classes (e.g. a sampling task on its own)
     _grouped(scored, c, values, counts, slice(0, 2), shares)
     _grouped(passed, c, values, counts, slice(2, 3))
     for k, name in enumerate(_CARDS):
@@ -143,7 +145,6 @@ def class_table(cat: Catalog, g: TaskGroup, board_rows: Sequence[Row], get: GetV
         values[:, k, :, 1:3] = np.clip(values[:, k, :, 1:3], low, high)  # NaN stays NaN
     rows = tuple(ClassRow(r.model, r.slug, values[j], counts[j], shares[j], sources[j])
                  for j, r in enumerate(board_rows))
-    first = scored[0][0] if scored else None
-    n_prompts = tuple(int(x) for x in counts[first, 0]) if first is not None else (0,) * c
-    share = tuple(float(x) for x in shares[first]) if first is not None else (float("nan"),) * c
-    return ClassTable(labels, n_prompts, share, g.descriptor.rank, rows)
+    first = scored[0][0]
+    return ClassTable(labels, tuple(int(x) for x in counts[first, 0]), tuple(float(x) for x in shares[first]),
+                      g.descriptor.rank, rows)
