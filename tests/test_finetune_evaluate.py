@@ -49,14 +49,15 @@ def test_every_checkpoint_and_the_base_are_scored_on_both_tasks(report) -> None:
     rep, results = report
     assert [r.step for r in rep.rows] == [0, 2, 4]
     for row in rep.rows:
-        ll, sample = latest_run(results, row.name, "arith_ll"), latest_run(results, row.name, "arith_sample")
-        assert ll is not None and sample is not None
-        assert ll.family == "smollm2-lora" and ll.step == row.step
+        found_ll, found_sample = latest_run(results, row.name, "arith_ll"), latest_run(results, row.name, "arith_sample")
+        assert found_ll is not None and found_sample is not None
+        ll, sample = found_ll[0], found_sample[0]
+        assert ll.record.family == "smollm2-lora" and ll.record.step == row.step
         assert len(ll.docs.doc_id) == 64 and sample.samples.n == 16 and len(sample.samples.doc_id) == 32
-        assert row.ce == pytest.approx(float(np.mean(-np.asarray(ll.docs.logp_model))))
-        assert row.cov["4"] == pytest.approx(float(np.mean(-np.asarray(ll.docs.logp_model) >= math.log(4))))
-        by_id = dict(zip(ll.docs.doc_id, ll.docs.logp_model))
-        want = predicted_pass_at_n([by_id[d] for d in sample.samples.doc_id], [8.0])[0]
+        assert row.ce == pytest.approx(float(np.mean(-ll.docs.logp_model)))
+        assert row.cov["4"] == pytest.approx(float(np.mean(-ll.docs.logp_model >= math.log(4))))
+        by_id = dict(zip(ll.docs.doc_id.tolist(), ll.docs.logp_model.tolist()))
+        want = predicted_pass_at_n([by_id[d] for d in sample.samples.doc_id.tolist()], [8.0])[0]
         assert row.pass_pred_32["8"] == pytest.approx(float(want))
         assert 0.0 <= row.pass_strict["8"] <= row.pass_sampled["8"] + 1e-12 <= 1.0 + 1e-12  # a sub-event
     # the adapters change the model: the three checkpoints score differently
@@ -65,7 +66,7 @@ def test_every_checkpoint_and_the_base_are_scored_on_both_tasks(report) -> None:
 
 def test_picks_are_min_ce_and_the_tournament_on_the_stored_matrix(report) -> None:
     rep, results = report
-    logp = np.array([latest_run(results, r.name, "arith_ll").docs.logp_model for r in rep.rows])
+    logp = np.array([latest_run(results, r.name, "arith_ll")[0].docs.logp_model for r in rep.rows])
     names = [r.name for r in rep.rows]
     assert rep.min_ce_pick == names[selection.min_ce(logp)]
     assert rep.tournament_pick == names[selection.tournament(logp, 4.0).pick]

@@ -167,8 +167,8 @@ def _forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
              position_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
     """One cached forward pass; returns the last position's logits in float32 ([B, V]) and the cache."""
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return out.logits[:, -1].to(dtype=torch.float32), out.past_key_values
+                cache=cache, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1].to(dtype=torch.float32), out.cache
 
 
 class _BufferedLayer(DynamicLayer):
@@ -222,7 +222,7 @@ def sample_continuations(model: Any, input_ids: torch.Tensor, attention_mask: to
     """Prefill P left-padded prompts once, expand the cache to ``repeats[p]`` rows each, and sample.
 
     Args:
-        model: a causal LM taking ``input_ids, attention_mask, position_ids, past_key_values``.
+        model: a causal LM taking ``input_ids, attention_mask, position_ids, cache``.
         input_ids, attention_mask: ``[P, T]``, left-padded (lm-eval's ``tok_batch_encode``).
         repeats: samples wanted per prompt row (each >= 1).
         plan: stop settings and the warper chain.

@@ -31,7 +31,7 @@ import numpy as np
 
 from covbench.finetune.trainer import ADAPTER_WEIGHTS, TRAIN_INFO, checkpoint_name
 from covbench.metrics import predicted_pass_at_n
-from covbench.records import RunRecord, metric_key
+from covbench.records import Run, RunRecord, metric_key
 from covbench.registry import ModelSpec, load_registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -142,19 +142,20 @@ def _check_store(results_dir: Path, spec: ModelSpec) -> None:
 
     for task in TASKS:
         files = run_files(results_dir, spec.name, task)
-        if files and read_run(files[-1]).description != spec.description:
+        if files and read_run(files[-1]).record.description != spec.description:
             raise ValueError(f"{files[-1]}: field 'description': stored for other weights "
-                             f"({read_run(files[-1]).description!r}); use a fresh --results folder")
+                             f"({read_run(files[-1]).record.description!r}); use a fresh --results folder")
 
 
-def _strict_pass(record: RunRecord, docs_by_id: dict[int, dict], ns: list[float]) -> dict[str, float]:
+def _strict_pass(run: Run, docs_by_id: dict[int, dict], ns: list[float]) -> dict[str, float]:
     """Mean over prompts of arith's per-doc ``pass_strict@N`` (the exact string y* without the stop)."""
     from covbench.arith.lmeval import process_sample
 
-    samples = record.samples
-    if samples is None:
+    samples = run.samples
+    if samples is None or samples.generations is None:
         return {f"{n:g}": math.nan for n in ns}
-    per = [process_sample(docs_by_id[d], [gens]) for d, gens in zip(samples.doc_id, samples.generations)]
+    per = [process_sample(docs_by_id[int(d)], [list(gens)])
+           for d, gens in zip(samples.doc_id, samples.generations.rows())]
     return {f"{n:g}": float(np.mean([p[metric_key("pass_strict", n)] for p in per])) for n in ns}
 
 
@@ -193,19 +194,20 @@ def evaluate_family(adapters_dir: Path, results_dir: Path, *, n_tournament: floa
         lm = None
         gc.collect()
         wall = math.nan if all(out.reused for out in outs.values()) else time.time() - t0
-        rows.append(_row(ck, outs["arith_ll"].record, outs["arith_sample"].record, gold, wall))
-        ll_records.append(outs["arith_ll"].record)
+        rows.append(_row(ck, outs["arith_ll"].run, outs["arith_sample"].run, gold, wall))
+        ll_records.append(outs["arith_ll"].run)
         progress(f"{ck.name}: {time.time() - t0:.0f} s")
     picks = compare(ll_records, n_tournament)
     return FamilyReport(rows, picks["min_ce_pick"], picks["tournament_pick"], n_tournament,
                         picks["tournament_scores"], time.time() - t_all, str(results_dir))
 
 
-def _row(ck: Checkpoint, ll: RunRecord, sample: RunRecord, gold: dict[int, dict], wall: float) -> Row:
+def _row(ck: Checkpoint, ll_run: Run, sample_run: Run, gold: dict[int, dict], wall: float) -> Row:
     cov_ns, pass_ns = [2.0, 4.0, 8.0, 16.0, 64.0], [1.0, 4.0, 8.0, 16.0]
-    assert ll.docs is not None  # arith_ll is a scoring task
-    by_id = dict(zip(ll.docs.doc_id, ll.docs.logp_model))
-    sampled_ids = sample.samples.doc_id if sample.samples is not None else []
+    assert ll_run.docs is not None  # arith_ll is a scoring task
+    by_id = dict(zip(ll_run.docs.doc_id.tolist(), ll_run.docs.logp_model.tolist()))
+    sampled_ids = sample_run.samples.doc_id.tolist() if sample_run.samples is not None else []
+    ll, sample = ll_run.record, sample_run.record
     pred_32 = predicted_pass_at_n([by_id[d] for d in sampled_ids], pass_ns) if sampled_ids else [math.nan] * 4
     return Row(
         name=ck.name, step=ck.step, ce=_value(ll, "ce"),
@@ -213,7 +215,7 @@ def _row(ck: Checkpoint, ll: RunRecord, sample: RunRecord, gold: dict[int, dict]
         pass_pred={f"{n:g}": _value(ll, metric_key("pass_pred", n)) for n in pass_ns},
         pass_pred_32={f"{n:g}": float(v) for n, v in zip(pass_ns, pred_32)},
         pass_sampled={f"{n:g}": _value(sample, metric_key("pass_sampled", n)) for n in pass_ns},
-        pass_strict=_strict_pass(sample, gold, pass_ns), wall_s=wall if math.isnan(wall) else round(wall, 1))
+        pass_strict=_strict_pass(sample_run, gold, pass_ns), wall_s=wall if math.isnan(wall) else round(wall, 1))
 
 
 def _fmt(v: float | None) -> str:

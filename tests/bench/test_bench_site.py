@@ -27,6 +27,11 @@ N_MODELS, N_TASKS, N_DOCS, N_SAMPLES = 1000, 10, 64, 8
 NEW = "model-000"
 
 
+def _mean(benchmark) -> float:
+    """The benchmark's mean time, NaN under --benchmark-disable (one plain call, no statistics)."""
+    return float("nan") if benchmark.stats is None else benchmark.stats["mean"]
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The store of 999 models, and the new model's 10 runs in a folder of their own."""
@@ -63,7 +68,7 @@ def test_bench_cold_including_reading_the_store(benchmark, stores, tmp_path):
 
     report = benchmark.pedantic(lambda: build(store_dir, tmp_path / "site"), setup=fresh, rounds=3, iterations=1)
     assert report.n_models == N_MODELS - 1 and report.kept == []
-    print(f"\ncold (no index, no site): mean {benchmark.stats['mean']:.2f} s")
+    print(f"\ncold (no index, no site): mean {_mean(benchmark):.2f} s")
 
 
 def test_bench_cold_site_from_an_indexed_store(benchmark, stores, tmp_path):
@@ -71,7 +76,7 @@ def test_bench_cold_site_from_an_indexed_store(benchmark, stores, tmp_path):
     store.catalog(store_dir)  # the index is up to date
     benchmark.pedantic(lambda: build(store_dir, tmp_path / "site"),
                        setup=lambda: shutil.rmtree(tmp_path / "site", ignore_errors=True), rounds=3, iterations=1)
-    print(f"\ncold site, indexed store: mean {benchmark.stats['mean']:.2f} s")
+    print(f"\ncold site, indexed store: mean {_mean(benchmark):.2f} s")
 
 
 def test_bench_incremental_after_one_new_model(benchmark, stores, tmp_path):
@@ -96,7 +101,7 @@ def test_bench_incremental_after_one_new_model(benchmark, stores, tmp_path):
     cold = build(store_dir, tmp_path / "cold")  # the same bytes as a cold build of the same store
     for f in cold.rendered:
         assert (site / f).read_bytes() == (tmp_path / "cold" / f).read_bytes(), f
-    print(f"\nincremental (+1 model, 10 runs): mean {benchmark.stats['mean']:.3f} s")
+    print(f"\nincremental (+1 model, 10 runs): mean {_mean(benchmark):.3f} s")
     _remove(added)
 
 
@@ -105,4 +110,4 @@ def test_bench_to_dataframe(benchmark, stores):
     store.catalog(store_dir)
     df = benchmark(store.to_dataframe, store_dir)
     assert len(df) == (N_MODELS - 1) * N_TASKS
-    print(f"\nto_dataframe: mean {benchmark.stats['mean']:.3f} s")
+    print(f"\nto_dataframe: mean {_mean(benchmark):.3f} s")
