@@ -144,7 +144,7 @@ def score(lm: Any, prompts: Prompts, samples: np.ndarray) -> np.ndarray:
                 past = mask[rows_of]
                 position = past.sum(-1, keepdim=True) + torch.arange(h - 1, device=ids.device)[None]
                 step = lm.model(input_ids=ys[:, :-1], attention_mask=torch.cat([past, past.new_ones(len(ys), h - 1)], 1),
-                                position_ids=position, past_key_values=cache, use_cache=True)
+                                position_ids=position, cache=cache, use_cache=True)
                 logits = torch.cat([logits, step.logits.to(torch.float32)], dim=1)  # [R, H, V]: predicts y_1..y_H
             logp = policy_logprobs(logits, policy, dtype=dtype).gather(-1, ys[..., None]).squeeze(-1)
             per_row = logp.to(torch.float64).sum(-1).cpu().numpy()
