@@ -4,7 +4,9 @@ It prints the boards of :mod:`covbench.views` (the same rows, ranks and τ the s
 π_D only), Cov at the task's N/2, Pass@N measured / exact / predicted at the task's N, the rank by CE, by
 coverage and by the used Pass@N (measured where stored, else exact), and τ of each proxy against Pass@N
 with its interval. A column that is missing for every model is left out; a missing cell prints as "—"
-(never 0).
+(never 0). A task that declares classes gets a second table: CE, Cov and Pass@N of every model within
+each class (:mod:`covbench.views.classes`, docs/selection.md#per-class), where the mixture-weighted
+numbers above hide what happens to a small class.
 
 >>> from covbench.records import Estimate
 >>> fmt_cell(Estimate(value=0.5, lo=0.4, hi=0.6)), fmt_cell(None), fmt_cell(Estimate(value=float("nan")))
@@ -16,9 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from covbench.records import Estimate, format_n
 from covbench.store import Catalog
-from covbench.views import Agreement, Board, build
+from covbench.views import Agreement, Board, ClassTable, build
 
 MISSING = "—"
 
@@ -64,6 +68,30 @@ def render_board(b: Board) -> str:
     return "\n".join(lines)
 
 
+def render_classes(table: ClassTable) -> str:
+    """A task's per-class table as aligned text: per class, CE, Cov at N/2 and Pass@N of every model (the
+    intervals are on the site); the header line gives each class's prompts and weight share."""
+    c, n = format_n(table.rank.cov_n), format_n(table.rank.pass_n)
+    header = ["model"] + [f"{label}:{h}" for label in table.labels for h in ("CE", f"Cov{c}", f"P@{n}")]
+    body = []
+    for r in table.rows:
+        cells = [r.values[k, j, 0] for j in range(len(table.labels)) for k in range(3)]
+        body.append([r.model] + [MISSING if math.isnan(v) else f"{v:.3f}" for v in cells])
+    widths = [max(len(line[j]) for line in [header, *body]) for j in range(len(header))]
+    fmt = lambda line: "  ".join(x.ljust(w) if j == 0 else x.rjust(w)  # noqa: E731
+                                 for j, (x, w) in enumerate(zip(line, widths)))
+    sources = sorted({r.pass_source for r in table.rows if r.pass_source})
+    counts = ", ".join(f"{label} {k} prompts ({share:.0%})" for label, k, share
+                       in zip(table.labels, table.n_prompts, table.share) if not math.isnan(share))
+    title = f"per class ({counts}; P@{n} {'/'.join(sources) or 'missing'})"
+    return "\n".join([title, fmt(header), fmt(["-" * w for w in widths]), *(fmt(line) for line in body)])
+
+
 def render(cat: Catalog) -> str:
     """Every board of ``cat``, separated by blank lines."""
-    return "\n\n".join(render_board(b) for b in build(cat).boards)
+    parts = []
+    for b in build(cat).boards:
+        parts.append(render_board(b))
+        if b.classes is not None and any(r.pass_source or not np.isnan(r.values).all() for r in b.classes.rows):
+            parts[-1] += "\n" + render_classes(b.classes)
+    return "\n\n".join(parts)

@@ -140,7 +140,9 @@ class Vectors:
 
     ``nll``: E_{π_ref}[−log π̂]; ``cov``: P[X ≥ log cov_n]; ``pass_exact``: exact Pass@pass_n;
     ``logp``: log π̂ of the reference response (the tournament's input); ``n`` / ``c``: samples drawn
-    and correct (sampling runs); ``cls``: class label codes into ``classes``.
+    and correct (sampling runs); ``cls``: each prompt's class as a code into the task's
+    ``TaskDescriptor.classes`` (−1: a label the descriptor does not list; None: no classes), so the views
+    average the same per-prompt values within each class (docs/selection.md#per-class).
     """
 
     doc_id: np.ndarray
@@ -151,8 +153,9 @@ class Vectors:
     logp: np.ndarray | None = None
     n: np.ndarray | None = None
     c: np.ndarray | None = None
+    cls: np.ndarray | None = None
 
-    FIELDS = ("weight", "nll", "cov", "pass_exact", "logp", "n", "c")
+    FIELDS = ("weight", "nll", "cov", "pass_exact", "logp", "n", "c", "cls")
 
     def pass_sampled(self, pass_n: float) -> np.ndarray | None:
         """Per-prompt unbiased Pass@pass_n from (n, c); NaN where n < pass_n."""
@@ -161,8 +164,23 @@ class Vectors:
         return metrics.pass_at_k(self.n, self.c, int(pass_n))
 
 
-def vectors_of(arrays: tuple[DocArrays | None, SampleArrays | None], rank: RankNs) -> Vectors:
-    """A run's :class:`Vectors` at ``rank`` (its task's N) from its (docs, samples) arrays."""
+def class_codes(labels: tuple[str, ...] | None, classes: tuple[str, ...]) -> np.ndarray | None:
+    """Each prompt's class as a code into ``classes`` (−1 for a label not listed); None without labels
+    or without declared classes.
+
+    >>> class_codes(("G2", "G1", "G9"), ("G1", "G2")).tolist()
+    [1, 0, -1]
+    """
+    if labels is None or not classes:
+        return None
+    at = {c: i for i, c in enumerate(classes)}
+    return np.array([at.get(c, -1) for c in labels], dtype=np.int64)
+
+
+def vectors_of(arrays: tuple[DocArrays | None, SampleArrays | None], rank: RankNs,
+               classes: tuple[str, ...] = ()) -> Vectors:
+    """A run's :class:`Vectors` at ``rank`` (its task's N) from its (docs, samples) arrays; ``classes``:
+    the task's class labels in display order (``TaskDescriptor.classes``)."""
     docs, samples = arrays
     if docs is not None and len(docs):
         exact = per_doc_pass_exact(docs, (rank.pass_n,))
@@ -171,7 +189,8 @@ def vectors_of(arrays: tuple[DocArrays | None, SampleArrays | None], rank: RankN
             n, c = samples.counts()  # a run holding both its scores and its samples
         return Vectors(doc_id=docs.doc_id, weight=docs.weights(), nll=per_doc_nll(docs),
                        cov=per_doc_ratios(docs, (rank.cov_n,))[1][0],
-                       pass_exact=None if exact is None else exact[0], logp=docs.logp_model, n=n, c=c)
+                       pass_exact=None if exact is None else exact[0], logp=docs.logp_model, n=n, c=c,
+                       cls=class_codes(docs.cls, classes))
     if samples is not None and len(samples):
         n, c = samples.counts()
         return Vectors(doc_id=samples.doc_id, weight=np.ones(len(samples)), n=n, c=c)

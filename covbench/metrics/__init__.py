@@ -25,6 +25,7 @@ from ._bootstrap import (
 )
 from ._bracket import DEFAULT_BRACKET_MS, PassBracket, pass_bracket
 from ._cards import METRICS, MetricCard, card_for
+from ._means import MeanCI, grouped_mean_ci, mean_ci
 from ._coverage import DEFAULT_COV_NS, CrossEntropy, coverage_profile, cross_entropy, kl, support_log_ratios
 from ._passk import (
     DEFAULT_PASS_NS,
@@ -44,6 +45,7 @@ __all__ = [
     "METRICS",
     "BootstrapCI",
     "CrossEntropy",
+    "MeanCI",
     "MetricCard",
     "PassBracket",
     "RankFlip",
@@ -57,8 +59,10 @@ __all__ = [
     "coverage_profile",
     "cross_entropy",
     "exact_pass_at_n",
+    "grouped_mean_ci",
     "kendall_tau",
     "kl",
+    "mean_ci",
     "paired_bootstrap",
     "pass_at_k",
     "pass_at_n_per_prompt",

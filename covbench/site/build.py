@@ -230,7 +230,7 @@ class _Site:
                 self._keep([html, csv_rel])
                 self.model_csv[name] = self.pub.read_published(csv_rel)
             else:
-                page = views.model_page(self.cat, name, pairs, self.row_map)
+                page = views.model_page(self.cat, name, pairs, self.row_map, lambda g: self.board(g).classes)
                 self._put(html, render("model.html.jinja", root="../", model=page).encode())
                 self.model_csv[name] = export.model_csv(self.cat, entries).encode()
                 self._put(csv_rel, self.model_csv[name])

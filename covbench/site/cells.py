@@ -19,6 +19,9 @@ never 0.
 
 from __future__ import annotations
 
+import weakref
+
+import numpy as np
 from markupsafe import Markup, escape
 
 from covbench.records import Estimate
@@ -113,6 +116,9 @@ def model_task(t, model_slug: str) -> Markup:  # t: covbench.views.ModelTask
              '<th scope="col" title="P_x[π̂(correct set|x) ≤ 1/N] from sampled verdicts (lower is better)">'
              'Cov_N of the correct set [interval]</th></tr></thead>\n<tbody>\n'
              f"{curve_rows(t.ns, t.curves)}\n</tbody>\n</table>\n</div>\n")
+    if t.classes is not None:
+        table += ('<p class="note">Per class: the mean over each class\'s prompts with its 95% t interval '
+                  "(docs/selection.md#per-class).</p>\n" + _model_classes(t.classes))
     runs = "".join(
         f"<tr><td>{escape(task)}</td><td><code>{escape(file)}</code></td>"
         f"<td>{escape(p.get('time', ''))}</td><td>{escape(p.get('covbench_version', ''))}</td>"
@@ -123,3 +129,71 @@ def model_task(t, model_slug: str) -> Markup:  # t: covbench.views.ModelTask
             '<th>lm-eval</th><th>commit</th><th>seed</th><th>machine</th></tr></thead>\n'
             f"<tbody>\n{runs}</tbody>\n</table>\n</section>\n")
     return Markup(head + table + prov)
+
+
+# ---- per-class tables (covbench.views.classes) -----------------------------------------------------------
+
+
+def class_heads(table) -> list[str]:  # table: covbench.views.ClassTable
+    """Column titles of a per-class table: ``G2 CE``, ``G2 Cov_4``, ``G2 Pass@8`` for each class."""
+    c, n = fmt.threshold(table.rank.cov_n), fmt.threshold(table.rank.pass_n)
+    return [f"{label} {head}" for label in table.labels for head in ("CE", f"Cov_{c}", f"Pass@{n}")]
+
+
+_ROW_CELLS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # ClassRow -> its cells, formatted once
+
+
+def _class_rows(table) -> list[list[str]]:  # table: covbench.views.ClassTable
+    """Per row, one ``<td>`` per (class, metric), class-major: the value, its interval, and the prompts behind
+    it in the cell's title. A row's cells are made once per build: the task page formats its whole table
+    (one vectorised call per column kind) and each model page reuses its row's cells."""
+    todo = [r for r in table.rows if r not in _ROW_CELLS]
+    if todo:
+        flat = [r.values.transpose(1, 0, 2).reshape(-1, 4) for r in todo]  # [C·3, 4] each, class-major
+        if len(flat) == 1:
+            text, lo, hi = ([[fmt.num(x) for x in flat[0][:, k].tolist()]] for k in range(3))
+        else:
+            stacked = np.stack(flat)
+            text, lo, hi = (fmt.nums(stacked[..., k]) for k in range(3))
+        for j, r in enumerate(todo):
+            counts = r.n.T.reshape(-1).tolist()
+            what = ("CE", "Cov", f"{r.pass_source} Pass@N" if r.pass_source else "Pass@N")
+            cells = []
+            for k, value in enumerate(flat[j][:, 0].tolist()):
+                a, b = lo[j][k], hi[j][k]
+                ci = _ci(f"[{a}, {b}]") if a != fmt.MISSING and b != fmt.MISSING else ""
+                title = f' title="{what[k % 3]} over {counts[k]} prompts"'
+                cells.append(f"{_td('num', value, text[j][k], title)}{ci}</td>")
+            _ROW_CELLS[r] = cells
+    return [_ROW_CELLS[r] for r in table.rows]
+
+
+def class_board(table) -> Markup:  # table: covbench.views.ClassTable
+    """A task page's per-class table body: one row per model (id ``cls-<slug>``), linked to its page."""
+    lines = []
+    for r, cells in zip(table.rows, _class_rows(table)):
+        name, rslug = escape(r.model), escape(r.slug)
+        lines.append(f'<tr id="cls-{rslug}"><td data-v="{name}"><a href="../models/{rslug}.html">{name}</a></td>'
+                     f'{"".join(cells)}</tr>')
+    return Markup("\n".join(lines))
+
+
+def class_summary(table) -> str:  # table: covbench.views.ClassTable
+    """``G1: 461 prompts, weight 0.900; G2: 51 prompts, weight 0.100`` (plain text, escaped by the template)."""
+    return "; ".join(f"{label}: {n} prompts, weight {fmt.num(share)}"
+                     for label, n, share in zip(table.labels, table.n_prompts, table.share))
+
+
+def _model_classes(table) -> str:  # table: covbench.views.ClassTable holding one row
+    """A model page's per-class table: one row per class (prompts, weight, CE, Cov, Pass@N with intervals)."""
+    row = table.rows[0]
+    cells = _class_rows(table)[0]
+    c, n = fmt.threshold(table.rank.cov_n), fmt.threshold(table.rank.pass_n)
+    source = f" ({escape(row.pass_source)})" if row.pass_source else ""
+    body = "".join(f'<tr><td>{escape(label)}</td><td class="num">{count}</td><td class="num">{fmt.num(share)}</td>'
+                   f"{''.join(cells[3 * k:3 * k + 3])}</tr>\n"
+                   for k, (label, count, share) in enumerate(zip(table.labels, table.n_prompts, table.share)))
+    return ('<div class="scroll">\n<table class="board classes">\n<thead><tr><th scope="col">class</th>'
+            '<th scope="col">prompts</th><th scope="col">weight</th><th scope="col">CE</th>'
+            f'<th scope="col">Cov_{c}</th><th scope="col">Pass@{n}{source}</th></tr></thead>\n<tbody>\n{body}'
+            "</tbody>\n</table>\n</div>\n")

@@ -13,6 +13,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from covbench.views.families import difference_text
+
 from . import cells, fmt
 
 # The policy the pages carry in a <meta> tag: only files of the site itself; plots are <img>s.
@@ -27,7 +29,9 @@ def environment() -> Environment:
     env.filters.update(num=fmt.num, interval=fmt.interval, rank=fmt.rank, sortv=fmt.sort_key,
                        n=fmt.threshold, axisv=fmt.axis_value, est_cell=cells.est, rank_cell=cells.rank,
                        pass_cells=cells.pass_cells, row_cells=cells.row_cells)
-    env.globals.update(curve_rows=cells.curve_rows, model_task=cells.model_task)
+    env.globals.update(curve_rows=cells.curve_rows, model_task=cells.model_task, class_board=cells.class_board,
+                       class_heads=cells.class_heads, class_summary=cells.class_summary,
+                       difference_text=difference_text)
     env.globals.update(CSP=CSP, MISSING=fmt.MISSING)
     return env
 

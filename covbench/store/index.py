@@ -50,7 +50,7 @@ SHARDS = 64
 RACY_NS = 2_000_000_000  # folder times within 2 s of the look are re-checked next time (coarse clocks, NFS)
 _FIELDS = ("value", "lo", "hi", "stderr")
 _VEC_FIELDS = ("doc_id", *Vectors.FIELDS)
-_INT_FIELDS = {"doc_id", "n", "c"}
+_INT_FIELDS = {"doc_id", "n", "c", "cls"}
 
 
 def is_run_file(name: str) -> bool:
@@ -139,7 +139,8 @@ def _scan_folder(root: Path, folder: str, mtime_ns: int, now_ns: int) -> _Entry:
     for name in reversed(names):
         try:  # the whole file: a run whose arrays are damaged is as unreadable as one with a bad header
             run = read_whole(path / name, text=False)
-            vectors = vectors_of((run.docs, run.samples), run.record.descriptor.rank)
+            desc = run.record.descriptor
+            vectors = vectors_of((run.docs, run.samples), desc.rank, desc.classes)
         except (RunFileError, OSError, ValueError) as e:
             errors.append(error_line(path / name, e))
             continue

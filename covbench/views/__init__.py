@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from covbench.store import Catalog
 
 from .board import Agreement, Board, GetVectors, Row, TaskGroup, TauFn, agreements, board, groups, rows, tau_inputs
-from .families import Family, FamilyTask, PicksFn, families, family, family_members, picks_of
+from .classes import ClassRow, ClassTable, class_table
+from .families import Family, FamilyTask, PicksFn, difference_text, families, family, family_members, picks_of
 from .models import ModelPage, ModelTask, model_entries, model_page, model_pages, page_entries
-from .vectors import Vectors, vectors_of
+from .vectors import PassVector, Vectors, pass_vector, vectors_of
 
-__all__ = ["Agreement", "Board", "Family", "FamilyTask", "ModelPage", "ModelTask", "Row", "TaskGroup", "Vectors",
-           "Views", "build", "vectors_of"]
+__all__ = ["Agreement", "Board", "ClassRow", "ClassTable", "Family", "FamilyTask", "ModelPage", "ModelTask",
+           "PassVector", "Row", "TaskGroup", "Vectors", "Views", "build", "class_table", "difference_text",
+           "pass_vector", "vectors_of"]
 
 
 @dataclass(frozen=True)

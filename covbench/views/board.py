@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,6 +23,9 @@ from covbench.records import MISSING, Estimate, TaskDescriptor, estimate_of, met
 from covbench.store import Catalog, slug
 
 from .vectors import Vectors
+
+if TYPE_CHECKING:
+    from .classes import ClassTable
 
 GetVectors = Callable[[int], "Vectors | None"]
 
@@ -108,6 +112,7 @@ class Board:
     picks_cov: tuple[str, ...]
     picks_pass: tuple[str, ...]
     headline: str
+    classes: ClassTable | None = None  # per-class CE, Cov, Pass@N (covbench.views.classes); None: no classes
 
     @property
     def n_models(self) -> int:
@@ -300,6 +305,9 @@ def board(cat: Catalog, g: TaskGroup, get: GetVectors, tau: TauFn | None = None,
         tau_ce, tau_cov = tau(g, board_rows)
     picks = [_picks(board_rows, a) for a in ("rank_ce", "rank_cov", "rank_pass")]
     ns = g.descriptor.rank
+    from .classes import class_table  # classes builds on this module's rows
+
     return Board(task=g.task, slug=slug(g.task), descriptor=g.descriptor, sampler_task=g.sampler_task,
                  rows=board_rows, tau_ce=tau_ce, tau_cov=tau_cov, picks_ce=picks[0], picks_cov=picks[1],
-                 picks_pass=picks[2], headline=headline(*picks, ns.pass_n, ns.cov_n))
+                 picks_pass=picks[2], headline=headline(*picks, ns.pass_n, ns.cov_n),
+                 classes=class_table(cat, g, board_rows, get))

@@ -3,7 +3,11 @@
 The tournament (docs/coverage-principle.md#tournament, Eq. 29) and the min-CE pick both come from
 :func:`covbench.selection.family_picks` on the matrix of log π̂ of the reference responses (held-out
 samples from π_D) on the prompts every checkpoint was scored on, at the task's coverage threshold N/2
-(the pairing of Fig. 1). This module only assembles the view.
+(the pairing of Fig. 1). Where the two picks differ, the view also shows whether the tournament pick's
+advantage is real: the paired difference of their per-prompt Pass@N on the same prompts, with its t
+interval (:func:`covbench.selection.paired_difference`; per-prompt Pass@N by
+:func:`covbench.views.vectors.pass_vector`: exact where stored, else sampled). This module only
+assembles the view.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from covbench.records import RankNs
 from covbench.store import Catalog, slug
 
 from .board import Board, GetVectors, Row
+from .vectors import pass_vector
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,8 @@ class FamilyTask:
     tournament: str | None
     n_prompts: int
     headline: str
+    difference: selection.PairedDifference | None = None  # Pass@N of the tournament pick − the min-CE pick
+    difference_source: str = ""  # how the per-prompt Pass@N was obtained: "exact" or "measured"
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,28 @@ def picks_of(cat: Catalog, order: Sequence[int], get: GetVectors, rank: RankNs) 
 PicksFn = Callable[[Catalog, Sequence[int], RankNs], selection.FamilyPicks]
 
 
+def pick_difference(cat: Catalog, a: int, b: int, sampler_task: str | None, get: GetVectors,
+                    rank: RankNs) -> tuple[selection.PairedDifference, str] | None:
+    """Pass@N (at the task's N) of catalog entry ``a`` minus entry ``b`` on the prompts both were measured
+    on, and how it was measured; None without per-prompt Pass@N for both."""
+    vec = []
+    for i in (a, b):
+        sampler = cat.find(cat.model(i), sampler_task) if sampler_task else None
+        vec.append(pass_vector(get(i), None if sampler is None else get(sampler), rank.pass_n))
+    va, vb = vec
+    if va is None or vb is None:
+        return None
+    d = selection.paired_difference(va.doc_id, va.values, vb.doc_id, vb.values, va.weight, va.doc_id)
+    return d, va.source if va.source == vb.source else f"{va.source} − {vb.source}"
+
+
+def difference_text(d: selection.PairedDifference, pass_n: float) -> str:
+    """``Pass@8: tournament − min-CE = +0.028 [+0.016, +0.040] over 512 prompts``; NaN parts as "—"."""
+    sign = lambda v: "—" if math.isnan(v) else f"{v:+.3f}"  # noqa: E731
+    ci = "" if math.isnan(d.lo) else f" [{sign(d.lo)}, {sign(d.hi)}]"
+    return f"Pass@{pass_n:g}: tournament − min-CE = {sign(d.value)}{ci} over {d.n_prompts} prompts"
+
+
 def family_task(board: Board, members: Sequence[int], cat: Catalog, get: GetVectors,
                 picks_fn: PicksFn | None = None) -> FamilyTask:
     """One family's view of ``board``; ``members``: its checkpoints' catalog indices on that task."""
@@ -93,10 +122,15 @@ def family_task(board: Board, members: Sequence[int], cat: Catalog, get: GetVect
     else:
         text = (f"min-CE picks {pick_ce}{_pass_text(by_model.get(pick_ce), rank.pass_n)}; the coverage tournament "
                 f"picks {pick_t}{_pass_text(by_model.get(pick_t or ''), rank.pass_n)}.")
+    found = None
+    if pick_ce is not None and pick_t is not None and pick_ce != pick_t:
+        at = {cat.model(i): i for i in order}
+        found = pick_difference(cat, at[pick_t], at[pick_ce], board.sampler_task, get, rank)
     return FamilyTask(task=board.task, task_slug=board.slug, rank=rank, rows=fam_rows,
                       xs=tuple(position(cat.smalls[i]) for i in order), axis=axis_label(cat, order),
                       entries=tuple(order), scores=tuple(float(s) for s in picks.scores), min_ce=pick_ce,
-                      tournament=pick_t, n_prompts=picks.n_prompts, headline=text)
+                      tournament=pick_t, n_prompts=picks.n_prompts, headline=text,
+                      difference=None if found is None else found[0], difference_source="" if found is None else found[1])
 
 
 def family_members(cat: Catalog, task_order: Sequence[str]) -> dict[str, dict[str, list[int]]]:

@@ -20,6 +20,7 @@ from covbench.records import Estimate, TaskDescriptor, metric_key, split_key
 from covbench.store import Catalog, slug
 
 from .board import Board, Row, TaskGroup
+from .classes import ClassTable
 
 CURVES = ("cov", "pass_sampled", "pass_exact", "pass_pred", "pass_pred_lo", "pass_pred_hi", "cov_set")
 #: curves stored by sampling runs: taken from the paired sampler's run when the task has one
@@ -41,6 +42,7 @@ class ModelTask:
     ns: tuple[float, ...]  # the N grid of the curves
     curves: np.ndarray  # [N, len(CURVES), 4]: (value, lo, hi, stderr) of each curve at each N; NaN missing
     runs: tuple[tuple[str, dict, str, int], ...]  # (task, provenance, run file in the store, catalog index)
+    classes: ClassTable | None = None  # this model's per-class numbers (its row of the task's class table)
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,14 @@ def page_entries(pairs: Sequence[tuple[TaskGroup, int]], cat: Catalog) -> tuple[
 
 
 def model_page(cat: Catalog, name: str, pairs: Sequence[tuple[TaskGroup, int]],
-               rows_of: Callable[[TaskGroup], dict[str, Row]]) -> ModelPage:
+               rows_of: Callable[[TaskGroup], dict[str, Row]],
+               classes_of: Callable[[TaskGroup], ClassTable | None] | None = None) -> ModelPage:
     """The page of model ``name`` (``pairs``: from :func:`model_entries`); its headline numbers are its rows
-    on the task boards (``rows_of(group)``: model name → row)."""
+    on the task boards (``rows_of(group)``: model name → row), its per-class numbers its rows of the tasks'
+    class tables (``classes_of(group)``; None: no per-class numbers)."""
     tasks = []
     for g, i in pairs:
+        table = classes_of(g) if classes_of is not None else None
         sampler = g.samplers.get(name)
         row = rows_of(g)[name]
         shown = [i] + ([sampler] if sampler is not None else [])
@@ -118,7 +123,8 @@ def model_page(cat: Catalog, name: str, pairs: Sequence[tuple[TaskGroup, int]],
         tasks.append(ModelTask(task=g.task, task_slug=slug(g.task), descriptor=g.descriptor,
                                ce=row.ce, kl=row.kl, cov=row.cov, pass_used=row.pass_used,
                                pass_source=row.pass_source, ns=ns, curves=_curves(cat, at, i, sampler),
-                               runs=tuple((cat.task(j), cat.smalls[j]["provenance"], cat.rels[j], j) for j in shown)))
+                               runs=tuple((cat.task(j), cat.smalls[j]["provenance"], cat.rels[j], j) for j in shown),
+                               classes=None if table is None else table.only(name)))
     s = cat.smalls[pairs[0][1]]
     fam = s.get("family")
     return ModelPage(name=name, slug=slug(name), family=fam, family_slug=slug(fam) if fam else "",
@@ -129,4 +135,6 @@ def model_page(cat: Catalog, name: str, pairs: Sequence[tuple[TaskGroup, int]],
 def model_pages(cat: Catalog, groups: Sequence[TaskGroup], boards: Sequence[Board]) -> list[ModelPage]:
     """One page per model in the catalog, in name order (its headline numbers are its board rows')."""
     rows = {b.task: {r.model: r for r in b.rows} for b in boards}
-    return [model_page(cat, name, pairs, lambda g: rows[g.task]) for name, pairs in model_entries(cat, groups).items()]
+    tables = {b.task: b.classes for b in boards}
+    return [model_page(cat, name, pairs, lambda g: rows[g.task], lambda g: tables[g.task])
+            for name, pairs in model_entries(cat, groups).items()]
