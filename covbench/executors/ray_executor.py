@@ -48,6 +48,7 @@ class _ModelState:
 
     actor: Any
     ready: Any  # ObjectRef of actor.ready(): resolved once the worker is up
+    created: float = field(default_factory=time.perf_counter)
     pending: dict[tuple[str, str], Any] = field(default_factory=dict)  # key -> ObjectRef
 
 
@@ -83,6 +84,7 @@ class RayExecutor(Executor):
         self._actor_class = self._ray.remote(_actor_class(worker_class))
         self._started_at = time.perf_counter()
         self._workers: set[str] = set()
+        self.worker_start_s: list[float] = []  # per actor: from its creation to its first answer
 
     # ---- connecting ---------------------------------------------------------------------------------
 
@@ -92,6 +94,8 @@ class RayExecutor(Executor):
                                       runtime_env={"env_vars": env} if env else None)
         if self.address is None:
             kwargs.update(num_cpus=num_cpus, object_store_memory=(object_store_mb << 20) if object_store_mb else None)
+        else:
+            _check_reachable(self.address)  # Ray itself retries an unreachable address for minutes
         try:
             self._ray.init(address=self.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
@@ -233,6 +237,7 @@ class RayExecutor(Executor):
     def _worker_up(self, model: str, ref: Any) -> None:
         try:
             self._workers.add(self._ray.get(ref))
+            self.worker_start_s.append(time.perf_counter() - self._models[model].created)
         except self._ray.exceptions.RayError:
             pass  # the worker never came up: its jobs fail with the reason, one by one
         self.progress.started(model)
@@ -296,6 +301,20 @@ class RayExecutor(Executor):
         self._models.clear()
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A ``HOST:PORT`` address must accept a TCP connection (``auto`` and ``ray://`` are Ray's to resolve)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ExecutorError(f"--executor ray: cannot use the Ray cluster at '{address}': nothing answers there "
+                            f"({e.strerror or e})") from None
 
 
 def _import_ray() -> Any:

@@ -2,7 +2,7 @@
 
 The tasks shipped with covbench need nothing: every worker has them in its own installed package. A
 user's ``--tasks-dir`` is packed once by the driver into a :class:`TaskBundle` (a gzip'd tar of the
-folder's files, at most :data:`MAX_BYTES`), and each worker unpacks it once into a folder named by the
+folder's files, at most :data:`MAX_BYTES` of them), and each worker unpacks it once into a folder named by the
 bundle's hash. Tasks are then built from the same YAML, ``utils.py`` and data files as on the driver,
 so the task hash each worker computes matches the driver's (the worker checks it).
 
@@ -61,19 +61,20 @@ def pack(folder: Path) -> TaskBundle:
     """Pack ``folder`` (its regular files, recursively; caches skipped) into a :class:`TaskBundle`."""
     folder = Path(folder)
     buffer = io.BytesIO()
-    h = hashlib.sha256()
+    h, total = hashlib.sha256(), 0
     try:
         with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
             for path in sorted(_files(folder)):
                 rel = path.relative_to(folder).as_posix()
                 data = path.read_bytes()
+                total += len(data)
+                if total > MAX_BYTES:
+                    raise TaskShipError(f"{folder}: task folder too large to send to workers "
+                                        f"(over {MAX_BYTES >> 20} MiB of files)")
                 h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
                 info = tarfile.TarInfo(rel)
                 info.size, info.mode = len(data), 0o644
                 tar.addfile(info, io.BytesIO(data))
-                if buffer.tell() > MAX_BYTES:
-                    raise TaskShipError(f"{folder}: task folder too large to send to workers "
-                                        f"(over {MAX_BYTES >> 20} MiB compressed)")
     except OSError as e:
         raise TaskShipError(f"{folder}: cannot pack the task folder for workers: {e.strerror or e}") from None
     return TaskBundle(str(folder), h.hexdigest(), buffer.getvalue())
