@@ -46,7 +46,8 @@ class RayTestCluster:
         return ["nsenter", f"--target={self.holder.pid}", "--net", "--"]
 
     def run(self, args: list[str], timeout: float = 600, **kw: object) -> subprocess.CompletedProcess:
-        return subprocess.run(self.prefix() + args, env=self.env, capture_output=True, text=True, timeout=timeout, **kw)
+        return subprocess.run(self.prefix() + args, env=self.env, capture_output=True, text=True, timeout=timeout,
+                              check=False, **kw)
 
     def popen(self, args: list[str], log: Path) -> subprocess.Popen:
         """A process in the namespace, in its own session, writing to ``log``."""
@@ -106,8 +107,8 @@ class RayTestCluster:
             time.sleep(0.2)
 
     def _wait_nodes(self, deadline: float) -> None:
-        code = ("import ray, time\nray.init(address='%s', logging_level='ERROR')\n"
-                "while len([n for n in ray.nodes() if n['Alive']]) < %d: time.sleep(0.2)\n" % (self.address, self.nodes))
+        code = (f"import ray, time\nray.init(address='{self.address}', logging_level='ERROR')\n"
+                f"while len([n for n in ray.nodes() if n['Alive']]) < {self.nodes}: time.sleep(0.2)\n")
         done = self.run([sys.executable, "-c", code], timeout=max(deadline - time.monotonic(), 10))
         if done.returncode != 0:
             raise RuntimeError(f"ray nodes did not join: {done.stderr[-2000:]}")

@@ -86,9 +86,8 @@ def _assert_store_matches(env: Path, results: str, reference: str) -> None:
 
 @pytest.fixture(scope="module")
 def local_run(env):
-    done = subprocess.run(_args(env, "r-local", "--model", "fam", "--model", "no-weights"), cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-    return done
+    return subprocess.run(_args(env, "r-local", "--model", "fam", "--model", "no-weights"), cwd=REPO,
+                          capture_output=True, text=True, timeout=900, check=False)
 
 
 def test_ray_run_is_the_local_run(ray_cluster, env, local_run):

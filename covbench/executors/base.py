@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import Self
+
 from covbench.registry import ModelSpec
 from covbench.runner import DEFAULT_SEED, TASKS_DIR, JobPlan, RunOutcome, TaskInfo, load_task, plan_job
 from covbench.store import write_run
@@ -84,7 +86,7 @@ class Executor:
         """One line about the run for the terminal (None: nothing to say)."""
         return None
 
-    def __enter__(self) -> Executor:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -90,8 +90,8 @@ class RayExecutor(Executor):
 
     def _init(self, num_cpus: int | None, object_store_mb: int | None) -> None:
         env = {k: os.environ[k] for k in WORKER_ENV_KEYS if k in os.environ}
-        kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                                      runtime_env={"env_vars": env} if env else None)
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
+                                  "runtime_env": {"env_vars": env} if env else None}
         if self.address is None:
             kwargs.update(num_cpus=num_cpus, object_store_memory=(object_store_mb << 20) if object_store_mb else None)
         else:
@@ -179,8 +179,8 @@ class RayExecutor(Executor):
 
     def _new_actor(self, spec: ModelSpec, tasks_dir: Path) -> _ModelState:
         res = spec.resources or ResourceSpec()
-        options: dict[str, Any] = dict(num_cpus=res.cpus, num_gpus=res.gpus, max_restarts=self.retries,
-                                       max_task_retries=self.retries, max_concurrency=1)
+        options: dict[str, Any] = {"num_cpus": res.cpus, "num_gpus": res.gpus, "max_restarts": self.retries,
+                                   "max_task_retries": self.retries, "max_concurrency": 1}
         if res.memory_gb is not None:
             options["memory"] = int(res.memory_gb * (1 << 30))
         actor = self._actor_class.options(**options).remote(spec, self.base_dir, self.get_lm, self._tasks_arg(tasks_dir))
@@ -296,7 +296,7 @@ class RayExecutor(Executor):
         for state in self._models.values():
             try:
                 self._ray.kill(state.actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - the cluster may already be gone
+            except Exception:  # noqa: BLE001, S110 - the cluster may already be gone: nothing left to release
                 pass
         self._models.clear()
         if self._owns and self._ray.is_initialized():

@@ -101,12 +101,17 @@ def main(argv: list[str] | None = None) -> dict:
     for root in ("local", "ray"):
         counts = {len(run_files(args.work / root, j.spec.name, j.task)) for j in jobs}
         assert counts == {1}, (root, counts)
+    from covbench.store import catalog
+
+    start = time.perf_counter()
+    assert len(catalog(args.work / "ray")) == len(jobs)  # what the terminal summary reads at the end
+    catalog_s = time.perf_counter() - start
     report = {"jobs": len(jobs), "models": args.models, "tasks": args.tasks, "local_s": local["seconds"],
               "ray_s": ray["seconds"], "ray_connect_s": connect, "ray_workers": ray["workers"],
               "local_ms_per_job": 1e3 * local["seconds"] / len(jobs), "ray_ms_per_job": 1e3 * ray["seconds"] / len(jobs),
               "local_driver_cpu_ms_per_job": 1e3 * local["driver_cpu_s"] / len(jobs),
               "ray_driver_cpu_ms_per_job": 1e3 * ray["driver_cpu_s"] / len(jobs),
-              "ray_worker_start_s": ray["worker_start_s"], **costs}
+              "ray_worker_start_s": ray["worker_start_s"], "catalog_s": catalog_s, **costs}
     print("RESULT " + json.dumps(report))
     return report
 

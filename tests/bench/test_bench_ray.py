@@ -46,4 +46,5 @@ def test_ray_overhead_per_job(benchmark, ray_cluster, tmp_path, capsys):
               f"{result['ray_worker_start_s']:.1f} s), ratio {ratio:.2f}; driver CPU per job: local "
               f"{result['local_driver_cpu_ms_per_job']:.1f} ms, ray {result['ray_driver_cpu_ms_per_job']:.1f} ms; "
               f"driver alone per job: task build {result['task_build_ms']:.1f} ms, plan {result['plan_ms']:.1f} ms, "
-              f"write {result['write_ms']:.1f} ms, synthetic compute {result['synthetic_compute_ms']:.1f} ms")
+              f"write {result['write_ms']:.1f} ms, synthetic compute {result['synthetic_compute_ms']:.1f} ms; "
+              f"catalog of the {result['jobs']} stored runs {result['catalog_s']:.1f} s")

@@ -10,7 +10,8 @@
 
        cost ratio = (t_s · Var(ĥ)) / (t_e · Var(e)),   t = seconds per prompt of each job,
 
-   with both variances over the 128 prompts the two tasks share, at N = 8 (the task's rank N).
+   with both variances over the 128 prompts the two tasks share, at N = 8 (the task's rank N). Timed twice:
+   whole jobs (the model and the task index loaded beforehand) and the model's own calls alone.
 2. ``ll_scoring`` — log-likelihood scoring of ``arith_ll`` (4-shot, gold answer) by SmolLM2-135M: stock
    lm-eval ``hf`` against ``hf-fast`` on the same requests and weights, and both against the fp32
    matmul throughput of this machine measured in the same run (one thread, a 1024³ ``torch.mm``): the
@@ -75,9 +76,34 @@ def equal_se_cost_ratio(exact: np.ndarray, sampled: np.ndarray, t_exact: float, 
     return float(t_sampled * np.var(sampled, ddof=1) / (t_exact * np.var(exact, ddof=1)))
 
 
+def _model_seconds(spec) -> tuple[float, float, int, int]:
+    """Model time alone (no lm-eval bookkeeping, no metrics): scoring every path of S_x of graph_fig1's
+    prompts, and drawing graph_fig1_sample's n = 32 samples per prompt plus the verifier's verdicts.
+    Returns (exact seconds, sampled seconds, exact prompts, sampled prompts)."""
+    from covbench.backends import get_lm
+    from covbench.graphs.verifier import is_correct
+
+    lm = get_lm(spec)
+    exact = _instances("graph_fig1", None)
+    start = time.perf_counter()
+    lm.loglikelihood(exact, disable_tqdm=True)
+    t_exact = time.perf_counter() - start
+    sampled = _instances("graph_fig1_sample", None)
+    torch.manual_seed(DEFAULT_SEED)
+    start = time.perf_counter()
+    out = lm.generate_until(sampled, disable_tqdm=True)
+    verdicts = [is_correct(g, i.doc["support"], int(i.doc["n_layers"]) + 2) for g, i in zip(out, sampled)]
+    t_sampled = time.perf_counter() - start
+    assert len(verdicts) == len(sampled) == 32 * 128
+    return t_exact, t_sampled, len({i.doc_id for i in exact}), len({i.doc_id for i in sampled})
+
+
 @pytest.mark.benchmark(group="exact_vs_sampled")
 def test_exact_vs_sampled_pass_at_n(benchmark, tmp_path, capsys):
+    from covbench.backends import get_lm
+
     spec = _registry().get("graph-ft-0000112")
+    get_lm(spec), load_task("graph_fig1"), load_task("graph_fig1_sample")  # model and task index: not timed
     seconds: dict[str, float] = {}
     outcomes = {}
 
@@ -94,20 +120,22 @@ def test_exact_vs_sampled_pass_at_n(benchmark, tmp_path, capsys):
     sampled = summarize.per_doc_pass_sampled(sampled_run.samples, (PASS_N,))[0]
     at = {int(d): i for i, d in enumerate(exact_run.docs.doc_id)}
     exact = exact_all[[at[int(d)] for d in sampled_run.samples.doc_id]]  # the 128 shared prompts
-    t_e = seconds["graph_fig1"] / len(exact_run.docs)
-    t_s = seconds["graph_fig1_sample"] / len(sampled_run.samples)
-    ratio = equal_se_cost_ratio(exact, sampled, t_e, t_s)
     assert abs(exact.mean() - sampled.mean()) < 4 * np.std(sampled, ddof=1) / np.sqrt(sampled.size)
-    benchmark.extra_info.update(exact_s=seconds["graph_fig1"], sampled_s=seconds["graph_fig1_sample"],
-                                exact_prompts=len(exact_run.docs), sampled_prompts=len(sampled_run.samples),
-                                n=sampled_run.samples.n, var_exact=float(np.var(exact, ddof=1)),
-                                var_sampled=float(np.var(sampled, ddof=1)), cost_ratio_equal_se=ratio)
+    n_e, n_s = len(exact_run.docs), len(sampled_run.samples)
+    job_ratio = equal_se_cost_ratio(exact, sampled, seconds["graph_fig1"] / n_e, seconds["graph_fig1_sample"] / n_s)
+    m_exact, m_sampled, m_n_e, m_n_s = _model_seconds(spec)
+    model_ratio = equal_se_cost_ratio(exact, sampled, m_exact / m_n_e, m_sampled / m_n_s)
+    var_e, var_s = float(np.var(exact, ddof=1)), float(np.var(sampled, ddof=1))
+    benchmark.extra_info.update(exact_job_s=seconds["graph_fig1"], sampled_job_s=seconds["graph_fig1_sample"],
+                                exact_model_s=m_exact, sampled_model_s=m_sampled, exact_prompts=n_e,
+                                sampled_prompts=n_s, n=sampled_run.samples.n, var_exact=var_e, var_sampled=var_s,
+                                cost_ratio_jobs=job_ratio, cost_ratio_model=model_ratio)
     with capsys.disabled():
-        print(f"\nexact vs sampled Pass@{PASS_N} (graph-ft-0000112): exact {seconds['graph_fig1']:.1f} s for "
-              f"{len(exact_run.docs)} prompts ({1e3 * t_e:.1f} ms/prompt), sampled {seconds['graph_fig1_sample']:.1f} s "
-              f"for {len(sampled_run.samples)} prompts x n={sampled_run.samples.n} ({1e3 * t_s:.1f} ms/prompt); "
-              f"Var e = {np.var(exact, ddof=1):.4f}, Var h = {np.var(sampled, ddof=1):.4f}; "
-              f"sampled costs {ratio:.1f}x the exact at equal SE")
+        print(f"\nexact vs sampled Pass@{PASS_N} (graph-ft-0000112, hf-fast): Var e = {var_e:.4f}, Var h = {var_s:.4f} "
+              f"(n={sampled_run.samples.n}, {n_s} shared prompts: {var_s / var_e:.2f}x the prompts for equal SE); "
+              f"whole jobs: exact {seconds['graph_fig1']:.1f} s / {n_e} prompts, sampled {seconds['graph_fig1_sample']:.1f} s"
+              f" / {n_s} prompts -> sampled costs {job_ratio:.1f}x at equal SE; model time only: exact {m_exact:.2f} s, "
+              f"sampled {m_sampled:.2f} s -> {model_ratio:.1f}x")
 
 
 # ---- SmolLM2 --------------------------------------------------------------------------------------
@@ -121,7 +149,7 @@ def smollm2():
     return make_lm(stock_spec), make_lm(fast_spec)
 
 
-def _instances(task_name: str, limit: int) -> list[Instance]:
+def _instances(task_name: str, limit: int | None) -> list[Instance]:
     task = load_task(task_name).task
     task.set_fewshot_seed(seed=DEFAULT_SEED)
     task.build_all_requests(limit=limit, rank=0, world_size=1)
