@@ -157,3 +157,17 @@ def test_unplaceable_and_usage_errors_are_one_line(ray_cluster, env):
                                     "127.0.0.1:1"), cwd=REPO, timeout=300)
     assert nowhere.returncode == 4 and "cannot use the Ray cluster at '127.0.0.1:1'" in nowhere.stderr
     assert "Traceback" not in nowhere.stderr
+
+
+def test_without_an_address_a_local_cluster_is_started_and_stopped(ray_cluster, env):
+    """No --ray-address: the driver starts its own cluster (here inside the namespace) and stops it."""
+    before = {pid for pid, _ in ray_cluster.processes()}
+    done = ray_cluster.run(_args(env, "r-own", "--model", "tiny-a", "--tasks", "mini", "--executor", "ray"),
+                           cwd=REPO, timeout=600)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:]
+    assert re.search(r"covbench ray: 1/1 jobs computed on 1 workers", done.stdout), done.stdout[-2000:]
+    assert len(run_files(env / "r-own", "tiny-a", "mini")) == 1
+    deadline = time.monotonic() + 30
+    while (left := [cmd for pid, cmd in ray_cluster.processes() if pid not in before]) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, left  # nothing of the driver's own cluster is left running

@@ -54,7 +54,8 @@ class _ModelState:
 
 class RayExecutor(Executor):
     """Jobs on Ray: ``address`` of an existing cluster (``"auto"``, ``"HOST:PORT"``), or None to start a
-    local one for the run (``num_cpus``, ``object_store_mb``). ``retries``: restarts of a lost worker.
+    new local one for the run and stop it at the end (``num_cpus``: default all; ``object_store_mb``:
+    Ray's shared-memory store, small because runs are small). ``retries``: restarts of a lost worker.
     ``report``: called with a progress line at most every ``report_every`` seconds while the driver
     waits (and once everything is done). ``get_lm``/``worker_class``: as for the local executor (they
     are sent to the workers by value or by import path)."""
@@ -64,7 +65,7 @@ class RayExecutor(Executor):
     def __init__(self, *, address: str | None = None, retries: int = DEFAULT_RETRIES,
                  get_lm: Callable[[ModelSpec], Any] | None = None, worker_class: type[ModelWorker] = ModelWorker,
                  report: Callable[[str], None] | None = None, report_every: float = 5.0,
-                 num_cpus: int | None = None, object_store_mb: int | None = None, **options: Any) -> None:
+                 num_cpus: int | None = None, object_store_mb: int = 512, **options: Any) -> None:
         super().__init__(**options)
         if retries < 0:
             raise ExecutorError(f"retries must be >= 0, got {retries}")
@@ -92,12 +93,12 @@ class RayExecutor(Executor):
         env = {k: os.environ[k] for k in WORKER_ENV_KEYS if k in os.environ}
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                                   "runtime_env": {"env_vars": env} if env else None}
-        if self.address is None:
-            kwargs.update(num_cpus=num_cpus, object_store_memory=(object_store_mb << 20) if object_store_mb else None)
+        if self.address is None:  # "local": a new cluster, never one somebody else started on this machine
+            kwargs.update(num_cpus=num_cpus, object_store_memory=object_store_mb << 20)
         else:
             _check_reachable(self.address)  # Ray itself retries an unreachable address for minutes
         try:
-            self._ray.init(address=self.address, **kwargs)
+            self._ray.init(address=self.address or "local", **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as e:
             where = f"the Ray cluster at '{self.address}'" if self.address else "a local Ray cluster"
             raise ExecutorError(f"--executor ray: cannot use {where}: {' '.join(str(e).split())[:300]}") from None
