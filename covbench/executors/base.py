@@ -53,13 +53,17 @@ class Executor:
     def run_job(self, spec: ModelSpec, task: str, results_dir: Path, *, n: int | None = None,
                 tasks_dir: Path = TASKS_DIR) -> RunOutcome:
         """Like :func:`covbench.runner.run_job`: reuse the store, or compute the run and store it (once)."""
+        done = self.stored_result(spec, task, results_dir, n, tasks_dir)
+        if done is not None:
+            return done
         info = self.task_info(task, tasks_dir)
         plan = plan_job(spec, info, results_dir, n=n, seed=self.seed)
         if isinstance(plan, RunOutcome):
             self.discard(spec.name, task)
             return plan
-        run = self.result(spec, plan, info, tasks_dir).unwrap()
-        path = write_run(results_dir, run)
+        result = self.result(spec, plan, info, tasks_dir, results_dir)
+        run = result.unwrap()
+        path = result.path or write_run(results_dir, run)
         return RunOutcome(run, path, False, plan.draw, plan.done_message)
 
     # ---- what subclasses provide --------------------------------------------------------------------
@@ -68,9 +72,16 @@ class Executor:
               tasks_dir: Path = TASKS_DIR) -> None:
         """Learn every job of the run up front (an executor may start them all at once). Optional."""
 
-    def result(self, spec: ModelSpec, plan: JobPlan, info: TaskInfo, tasks_dir: Path) -> Any:
-        """The :class:`~covbench.executors.worker.JobResult` of ``plan``."""
+    def result(self, spec: ModelSpec, plan: JobPlan, info: TaskInfo, tasks_dir: Path, results_dir: Path) -> Any:
+        """The :class:`~covbench.executors.worker.JobResult` of ``plan`` (with ``path`` set when this
+        executor already stored the run in ``results_dir``)."""
         raise NotImplementedError
+
+    def stored_result(self, spec: ModelSpec, task: str, results_dir: Path, n: int | None,
+                      tasks_dir: Path) -> RunOutcome | None:
+        """The outcome of a job this executor computed *and stored* before the suite asked for it (it
+        reads as "scored", as it would have locally), or None."""
+        return None
 
     def discard(self, model: str, task: str) -> None:
         """The store already holds what (model, task) asks for: drop any result computed for it."""

@@ -30,7 +30,8 @@ class LocalExecutor(Executor):
         self.get_lm, self.worker_class = get_lm, worker_class
         self._workers: dict[str, ModelWorker] = {}
 
-    def result(self, spec: ModelSpec, plan: JobPlan, info: TaskInfo, tasks_dir: Path) -> JobResult:
+    def result(self, spec: ModelSpec, plan: JobPlan, info: TaskInfo, tasks_dir: Path,
+               results_dir: Path) -> JobResult:
         worker = self._workers.get(spec.name)
         if worker is None or worker.driver_spec != spec or worker.tasks != str(tasks_dir):
             worker = self._workers[spec.name] = self.worker_class(spec, self.base_dir, self.get_lm, str(tasks_dir),

@@ -3,9 +3,9 @@
 Per model, one Ray actor (:class:`~covbench.executors.worker.ModelWorker`) holds the registry's
 ``resources`` (CPUs, GPUs, memory), loads the model once and runs that model's jobs one after another,
 the grouping of ``--dist loadgroup``. The driver plans every job from the store up front
-(:func:`covbench.runner.plan_job`), submits the ones that need a model, and when the suite asks for a
-job's outcome waits for its result and writes it with :func:`covbench.store.write_run`: once per job,
-atomically. Workers never see the store, so they need no shared filesystem (a ``--tasks-dir`` folder
+(:func:`covbench.runner.plan_job`), submits the ones that need a model, writes each run with
+:func:`covbench.store.write_run` as soon as it arrives (once per job, atomically), and hands the
+outcome to the suite's test when it asks, with the message a local run would give ("scored"). Workers never see the store, so they need no shared filesystem (a ``--tasks-dir`` folder
 is shipped to them, :mod:`covbench.executors.taskship`).
 
 Faults (docs/executors.md "Faults"):
@@ -15,9 +15,9 @@ Faults (docs/executors.md "Faults"):
   that, the job fails with one line. A retried job still gives one result, so one stored file;
 - a model-side failure (weights that do not load, a crash in a task) is a normal result carrying the
   one-line message: it is not retried, and the suite fails that test as the local path does;
-- a driver killed and started again plans from the store: what was stored is reused, not redone. A
-  result received but not yet written when the driver died is lost and computed again; a file is
-  only ever renamed into place whole, so nothing partial is stored.
+- a driver killed and started again plans from the store: what was stored is reused, not redone. Only
+  results still in flight (not yet received) when it died are computed again; a file is only ever
+  renamed into place whole, so nothing partial is stored.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +35,21 @@ from covbench.executors.base import Executor, Job, plan_key
 from covbench.executors.progress import Progress
 from covbench.executors.worker import JobResult, ModelWorker
 from covbench.registry import ModelSpec, ResourceSpec
-from covbench.runner import TASKS_DIR, JobPlan, TaskError, TaskInfo, load_task, plan_job
+from covbench.runner import TASKS_DIR, JobPlan, RunOutcome, TaskError, TaskInfo, load_task, plan_job
+from covbench.store import write_run
 
 #: Environment passed to every worker: nothing from a hub, one torch thread unless told otherwise.
 WORKER_ENV_KEYS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM", "COVBENCH_THREADS")
 DEFAULT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    """A job handed to a worker: its plan, the store its run goes to, and the suite's request it answers."""
+
+    plan: JobPlan
+    results_dir: Path
+    request: tuple[Any, ...] | None  # (spec hash, n, tasks dir, store) as the suite will ask; None: ad hoc
 
 
 @dataclass
@@ -73,8 +83,8 @@ class RayExecutor(Executor):
         self.report, self.report_every = report, report_every
         self.progress = Progress()
         self._models: dict[str, _ModelState] = {}
-        self._plans: dict[tuple[str, str], tuple[Any, ...]] = {}  # key -> plan_key of what was submitted
-        self._results: dict[tuple[str, str], JobResult] = {}  # received, not yet consumed
+        self._submitted: dict[tuple[str, str], _Submitted] = {}
+        self._results: dict[tuple[str, str], JobResult] = {}  # received (and stored), not yet asked for
         self._tasks: dict[tuple[str, str], TaskInfo] = {}
         self._bundles: dict[str, Any] = {}
         self._last_report, self._last_line = 0.0, ""
@@ -122,8 +132,9 @@ class RayExecutor(Executor):
             except TaskError:
                 continue  # the suite's test raises it again, in its own one line
             plan = plan_job(job.spec, info, results_dir, n=job_n, seed=self.seed)
-            if isinstance(plan, JobPlan) and job.key not in self._plans:
-                self._submit(job.spec, plan, tasks_dir)
+            if isinstance(plan, JobPlan) and job.key not in self._submitted:
+                request = _request(job.spec, job_n, tasks_dir, results_dir)
+                self._submit(job.spec, plan, tasks_dir, _Submitted(plan, Path(results_dir), request))
         self._emit(force=True)
 
     def _with_partners(self, jobs: Sequence[Job], tasks_dir: Path, n: int | None) -> list[tuple[Job, int | None]]:
@@ -143,20 +154,35 @@ class RayExecutor(Executor):
                     out.append(item)
         return out
 
-    def result(self, spec: ModelSpec, plan: JobPlan, info: TaskInfo, tasks_dir: Path) -> JobResult:
+    def stored_result(self, spec: ModelSpec, task: str, results_dir: Path, n: int | None,
+                      tasks_dir: Path) -> RunOutcome | None:
+        """A job submitted up front for exactly this request: wait for it; its run was stored on arrival."""
+        key = (spec.name, task)
+        sub = self._submitted.get(key)
+        if sub is None or sub.request != _request(spec, n, tasks_dir, results_dir):
+            return None
+        result = self._wait(key)
+        run = result.unwrap()
+        return RunOutcome(run, result.path or write_run(results_dir, run), False, sub.plan.draw, sub.plan.done_message)
+
+    def result(self, spec: ModelSpec, plan: JobPlan, info: TaskInfo, tasks_dir: Path, results_dir: Path) -> JobResult:
         key = (spec.name, plan.task)
-        if self._plans.get(key) != plan_key(plan):  # not submitted, or planned against another store state
-            self.discard(*key)
-            self._submit(spec, plan, tasks_dir)
+        sub = self._submitted.get(key)
+        if sub is None or plan_key(sub.plan) != plan_key(plan) or sub.results_dir != Path(results_dir):
+            self.discard(*key)  # not submitted, or planned against another store state
+            self._submit(spec, plan, tasks_dir, _Submitted(plan, Path(results_dir), None))
+        return self._wait(key)
+
+    def _wait(self, key: tuple[str, str]) -> JobResult:
         while key not in self._results:
             self._poll(timeout=min(1.0, self.report_every))
-        self._plans.pop(key, None)
-        return self._results.pop(key)  # consumed once: written once
+        self._submitted.pop(key, None)
+        return self._results.pop(key)  # handed out once
 
     def discard(self, model: str, task: str) -> None:
         key = (model, task)
-        if key in self._plans:
-            self._plans.pop(key)
+        if key in self._submitted:
+            self._submitted.pop(key)
             self._results.pop(key, None)
             state = self._models.get(model)
             if state is not None and key in state.pending:
@@ -164,9 +190,9 @@ class RayExecutor(Executor):
                 self.progress.finished(model, ok=True)
                 self._release_if_idle(model)
 
-    def _submit(self, spec: ModelSpec, plan: JobPlan, tasks_dir: Path) -> None:
+    def _submit(self, spec: ModelSpec, plan: JobPlan, tasks_dir: Path, sub: _Submitted) -> None:
         key = (spec.name, plan.task)
-        self._plans[key] = plan_key(plan)
+        self._submitted[key] = sub
         self.progress.add(spec.name)
         problem = self._unplaceable(spec)
         if problem is not None:
@@ -245,17 +271,22 @@ class RayExecutor(Executor):
         self._models[model].ready = None
 
     def _take(self, model: str, key: tuple[str, str], ref: Any) -> None:
+        """Take in one job's result: store its run at once (a driver killed later loses nothing received,
+        and memory holds paths, not runs), keep the outcome for the test that asks."""
         state = self._models[model]
         state.pending.pop(key)
         try:
             result = self._ray.get(ref)
         except self._ray.exceptions.RayError as e:
             result = JobResult(model, key[1], None, "run", self._lost_message(model, key[1], e))
+        sub = self._submitted.get(key)
+        if result.run is not None and sub is not None:
+            result = replace(result, run=None, path=write_run(sub.results_dir, result.run))
         if result.worker:
             self._workers.add(result.worker)
         self._results[key] = result
         self.progress.started(model)
-        self.progress.finished(model, ok=result.run is not None, retried=result.restarted)
+        self.progress.finished(model, ok=result.failure is None, retried=result.restarted)
         self._release_if_idle(model)
 
     def _lost_message(self, model: str, task: str, error: BaseException) -> str:
@@ -302,6 +333,13 @@ class RayExecutor(Executor):
         self._models.clear()
         if self._owns and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def _request(spec: ModelSpec, n: int | None, tasks_dir: Path, results_dir: Path) -> tuple[Any, ...]:
+    """What identifies the suite's request for a job: the spec (its hash), n, the task folder, the store."""
+    from covbench.backends import spec_hash
+
+    return (spec_hash(spec), n, str(Path(tasks_dir).resolve()), str(Path(results_dir).resolve()))
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:

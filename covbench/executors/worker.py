@@ -37,11 +37,16 @@ class JobResult:
     worker: str = ""  # "host:pid" of the process that ran it
     restarted: bool = False  # computed by a worker restarted after a lost one (a retry)
     seconds: float = 0.0
+    path: Path | None = None  # set by a driver that stored the run on arrival (then ``run`` may be dropped)
 
     def unwrap(self) -> Run:
         """The run, or the job's failure raised again as the exception the local suite raises."""
         if self.run is not None:
             return self.run
+        if self.path is not None and self.failure is None:
+            from covbench.store import read_run
+
+            return read_run(self.path)
         from covbench.backends import BackendError
         from covbench.runner import RunError, TaskError
 
