@@ -23,6 +23,17 @@ from pathlib import Path
 
 PORT = 6379  # the namespace is private: the default port is free there
 
+# Runs inside the new namespace: bring its loopback up (SIOCGIFFLAGS / SIOCSIFFLAGS with IFF_UP, so no
+# iproute2 is needed), then hold the namespace open until killed.
+_HOLDER = """
+import fcntl, socket, struct, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0))[:18])[1]
+fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))
+while True:
+    time.sleep(3600)
+"""
+
 
 class RayTestCluster:
     """``nodes`` Ray nodes of ``cpus`` CPUs each, in a private network namespace."""
@@ -75,8 +86,7 @@ class RayTestCluster:
 
     def start(self, timeout: float = 180) -> RayTestCluster:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.holder = subprocess.Popen(["unshare", "--net", "bash", "-c", "ip link set lo up && exec sleep infinity"],
-                                       start_new_session=True)
+        self.holder = subprocess.Popen(["unshare", "--net", sys.executable, "-c", _HOLDER], start_new_session=True)
         deadline = time.monotonic() + timeout
         while not self.netns or self.netns == os.readlink("/proc/self/ns/net"):
             time.sleep(0.05)
