@@ -97,6 +97,21 @@ def test_local_executor_matches_run_job_on_a_real_model(tmp_path, tasks, tiny_mo
         assert via.run.samples.equals(direct.run.samples) if direct.run.samples is not None else True
 
 
+def test_unreachable_ray_address_is_one_line():
+    import socket
+
+    from covbench.executors.ray_executor import _check_reachable
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there now
+    with pytest.raises(ExecutorError, match=rf"^--executor ray: cannot use the Ray cluster at '127.0.0.1:{port}': "
+                                            r"nothing answers there \(Connection refused\)$"):
+        _check_reachable(f"127.0.0.1:{port}")
+    _check_reachable("auto")  # Ray resolves it (the current cluster on this machine); nothing to probe
+
+
 def test_make_executor_names():
     assert make_executor("local").name == "local"
     with pytest.raises(ExecutorError, match="unknown executor 'slurm' \\(known: local, ray\\)"):

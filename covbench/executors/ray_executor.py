@@ -87,6 +87,7 @@ class RayExecutor(Executor):
         self._results: dict[tuple[str, str], JobResult] = {}  # received (and stored), not yet asked for
         self._tasks: dict[tuple[str, str], TaskInfo] = {}
         self._bundles: dict[str, Any] = {}
+        self._placeable: dict[tuple[float, ...], dict[str, float] | None] = {}  # shape -> None (fits) or largest node
         self._last_report, self._last_line = 0.0, ""
         self._ray = _import_ray()
         self._owns = not self._ray.is_initialized()
@@ -228,13 +229,19 @@ class RayExecutor(Executor):
         return self._bundles[key]
 
     def _unplaceable(self, spec: ModelSpec) -> str | None:
-        """Why no node of the cluster can ever hold this model's worker (None: some node can)."""
+        """Why no node of the cluster can ever hold this model's worker (None: some node can).
+
+        Asked of the cluster once per resource shape (nodes joining later are not seen)."""
         res = spec.resources or ResourceSpec()
         need = {"CPU": res.cpus, "GPU": res.gpus, "memory": (res.memory_gb or 0) * (1 << 30)}
-        nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
-        if any(all(r.get(k, 0.0) >= v for k, v in need.items() if v) for r in nodes):
+        shape = tuple(need.values())
+        if shape not in self._placeable:
+            nodes = [n.get("Resources", {}) for n in self._ray.nodes() if n.get("Alive")]
+            fits = any(all(r.get(k, 0.0) >= v for k, v in need.items() if v) for r in nodes)
+            self._placeable[shape] = None if fits else {k: max((r.get(k, 0.0) for r in nodes), default=0.0) for k in need}
+        largest = self._placeable[shape]
+        if largest is None:
             return None
-        largest = {k: max((r.get(k, 0.0) for r in nodes), default=0.0) for k in need}
         return (f"model '{spec.name}': field 'resources': needs {res.cpus:g} CPU, {res.gpus:g} GPU"
                 + (f", {res.memory_gb:g} GiB" if res.memory_gb else "")
                 + f" per worker; no node of the Ray cluster has that (largest: {largest['CPU']:g} CPU, "
