@@ -203,7 +203,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _start_ray(config: pytest.Config, session: CovbenchSession) -> None:
     """Connect the Ray executor before collection, so a bad address is a usage error, not N failures."""
     if hasattr(config, "workerinput"):
-        return  # an xdist worker: never reached, ray refuses -n below
+        return  # an xdist worker (defensive: the controller has already refused -n below)
     if getattr(config.option, "numprocesses", None):
         raise pytest.UsageError("--executor ray runs every job on the Ray cluster from this one process; "
                                 "drop -n (pytest-xdist)")

@@ -75,11 +75,15 @@ def _same_run(a, b) -> bool:
             and ((a.samples is None and b.samples is None) or a.samples.equals(b.samples)))
 
 
-def _assert_store_matches(env: Path, results: str, reference: str) -> None:
+def _assert_store_matches(env: Path, results: str, reference: str, writers: int = 1) -> None:
+    stored = []
     for model, task in JOBS:
         files = run_files(env / results, model, task)
         assert len(files) == 1, (model, task, files)  # once per job: no duplicate from a retry
         assert _same_run(read_run(files[0]), read_run(run_files(env / reference, model, task)[0])), (model, task)
+        stored += files
+    # run-<time>-<host>-<pid>-<random>: every file was written by the driver(s), none by the workers
+    assert len({f.name.split("-")[3] for f in stored}) == writers, [f.name for f in stored]
     leftovers = [p for p in (env / results).rglob("*") if p.is_file() and not p.name.startswith("run-")]
     assert not [p for p in leftovers if ".covbench" not in p.parts], leftovers  # nothing partial
 
@@ -142,7 +146,7 @@ def test_driver_killed_resumes_from_the_store(ray_cluster, env, local_run, tmp_p
     for model, task in stored:
         assert f"{model} × {task}: reused the stored result" in out, out[-3000:]
     print(f"\nkilled the driver after {len(stored)} of {len(JOBS)} jobs were stored; the rerun reused them")
-    _assert_store_matches(env, "r-resume", "r-local")
+    _assert_store_matches(env, "r-resume", "r-local", writers=2)
 
 
 def test_unplaceable_and_usage_errors_are_one_line(ray_cluster, env):

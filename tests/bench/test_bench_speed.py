@@ -49,6 +49,7 @@ PASS_N = 8
 N_LL = int(os.environ.get("COVBENCH_BENCH_LL_PROMPTS", "8"))  # arith_ll prompts timed (of 64)
 N_SAMPLE = int(os.environ.get("COVBENCH_BENCH_SAMPLE_PROMPTS", "2"))  # arith_sample prompts (of 32), × 16 samples
 _SECONDS: dict[tuple[str, str], float] = {}
+_PEAKS: list[float] = []  # fp32 matmul FLOP/s measured in this run
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -202,18 +203,20 @@ def test_loglikelihood_scoring(benchmark, smollm2, backend, capsys):
     _SECONDS[("ll", backend)] = min(seconds)
     lengths = [len(ctx) + len(cont) - 1 for _, ctx, cont in _tokens(lm, requests)]
     flops = forward_flops(lm.model, lengths)
-    peak = matmul_flops()
-    roofline = flops / peak
+    _PEAKS.append(matmul_flops())  # measured after each backend; both are judged against the best
+    peak = max(_PEAKS)
     benchmark.extra_info.update(prompts=N_LL, tokens=sum(lengths), seconds=min(seconds), model_gflop=flops / 1e9,
-                                matmul_gflops=peak / 1e9, roofline_s=roofline, of_roofline=roofline / min(seconds))
+                                matmul_gflops=peak / 1e9, of_roofline=flops / peak / min(seconds))
     with capsys.disabled():
         print(f"\nll scoring, {backend}: {N_LL} arith_ll prompts ({sum(lengths)} tokens, {flops / 1e9:.1f} GFLOP): "
-              f"{min(seconds):.2f} s; fp32 matmul {peak / 1e9:.1f} GFLOP/s -> roofline {roofline:.2f} s = "
-              f"{100 * roofline / min(seconds):.0f}% of roofline")
+              f"{min(seconds):.2f} s; fp32 matmul {_PEAKS[-1] / 1e9:.1f} GFLOP/s now, best {peak / 1e9:.1f}")
         if len({k for k in _SECONDS if k[0] == "ll"}) == 2:
             ratio = _SECONDS[("ll", "stock")] / _SECONDS[("ll", "fast")]
+            roof = flops / peak
             benchmark.extra_info["speedup_vs_stock"] = ratio
-            print(f"ll scoring: hf-fast is {ratio:.2f}x stock lm-eval hf")
+            print(f"ll scoring: hf-fast is {ratio:.2f}x stock lm-eval hf; roofline {roof:.2f} s at "
+                  f"{peak / 1e9:.1f} GFLOP/s: stock {100 * roof / _SECONDS[('ll', 'stock')]:.0f}%, "
+                  f"hf-fast {100 * roof / _SECONDS[('ll', 'fast')]:.0f}% of it")
 
 
 def _tokens(lm, requests):
