@@ -9,6 +9,9 @@ Options (group ``covbench``)::
     --tasks A,B          suite tasks to run (default: all)
     --tasks-dir PATH     folder of lm-eval task YAMLs (default: the tasks shipped with covbench)
     --samples-n N        sampled generations per prompt, overriding the tasks' own n
+    --executor NAME      where jobs run: local (this process; -n N for more) or ray (docs/executors.md)
+    --ray-address ADDR   --executor ray: an existing cluster ("auto", HOST:PORT); default: start one
+    --ray-retries N      --executor ray: restarts of a lost worker before its job fails (default 3)
 
 ``--model`` values are checked against the registry in ``pytest_configure``: an unknown name stops the
 run with a usage error and a "did you mean". The registry is loaded only when ``--model`` or
@@ -16,9 +19,10 @@ run with a usage error and a "did you mean". The registry is loaded only when ``
 
 The session lives in ``config.stash[SESSION_KEY]``. Tests use the fixtures ``covbench_session``,
 ``covbench_registry``, ``covbench_specs``, ``covbench_results_dir``, ``covbench_tasks``,
-``covbench_samples_n``, ``covbench_lm`` (spec -> cached lm-eval LM) and ``covbench_record``
-(report a stored run for the terminal summary, xdist-safe); a test with a ``covbench_spec`` argument is
-parametrised over the selected models, one test id per model name.
+``covbench_samples_n``, ``covbench_lm`` (spec -> cached lm-eval LM), ``covbench_executor`` (runs a job
+where ``--executor`` says, :mod:`covbench.executors`) and ``covbench_record`` (report a stored run for the
+terminal summary, xdist-safe); a test with a ``covbench_spec`` argument is parametrised over the selected
+models, one test id per model name.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ class CovbenchSession:
     tasks: list[str] | None = None  # None = every suite task
     samples_n: int | None = None
     tasks_dir: Path | None = None  # None = the project's tasks/
+    executor_name: str = "local"
+    ray_address: str | None = None
+    ray_retries: int = 3
+    executor: Any = None  # the Ray executor, built in pytest_configure (local: per process, by the fixture)
     results: list[Any] = field(default_factory=list)
     _registry: Registry | None = None
     _specs: list[ModelSpec] | None = None
@@ -98,6 +106,9 @@ class CovbenchSession:
                 tr.write_line(run["message"])
         for err in session.errors:
             tr.write_line(f"unreadable: {err}")
+        line = self.executor.summary() if self.executor is not None else None
+        if line:
+            tr.write_line(line)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect stored runs from test reports (they cross from xdist workers to the controller)."""
@@ -122,6 +133,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _task_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -140,6 +161,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="folder of lm-eval task YAMLs for the suite (default: the tasks shipped with covbench)")
     group.addoption("--samples-n", default=None, type=_positive_int, metavar="N", dest="covbench_samples_n",
                     help="sampled generations per prompt (overrides each task's n)")
+    group.addoption("--executor", default="local", choices=["local", "ray"], dest="covbench_executor",
+                    help="where (model, task) jobs run: local (default; -n N for processes) or ray")
+    group.addoption("--ray-address", default=None, metavar="ADDR", dest="covbench_ray_address",
+                    help="--executor ray: existing cluster ('auto' or HOST:PORT); default: start a local one")
+    group.addoption("--ray-retries", default=3, type=_non_negative_int, metavar="N", dest="covbench_ray_retries",
+                    help="--executor ray: restarts of a lost worker or node before its job fails (default 3)")
 
 
 def _path_option(config: pytest.Config, value: str | None, default: str) -> Path:
@@ -159,6 +186,9 @@ def pytest_configure(config: pytest.Config) -> None:
         samples_n=option.covbench_samples_n,
         tasks_dir=(None if option.covbench_tasks_dir is None
                    else _path_option(config, option.covbench_tasks_dir, "tasks")),
+        executor_name=option.covbench_executor,
+        ray_address=option.covbench_ray_address,
+        ray_retries=option.covbench_ray_retries,
     )
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "covbench-session")  # receives pytest_runtest_logreport
@@ -166,6 +196,47 @@ def pytest_configure(config: pytest.Config) -> None:
         _ = session.specs  # fail now, before collection, on a bad file or an unknown --model
     if session.tasks:
         _check_tasks(session)
+    if session.executor_name == "ray":
+        _start_ray(config, session)
+
+
+def _start_ray(config: pytest.Config, session: CovbenchSession) -> None:
+    """Connect the Ray executor before collection, so a bad address is a usage error, not N failures."""
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker (defensive: the controller has already refused -n below)
+    if getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("--executor ray runs every job on the Ray cluster from this one process; "
+                                "drop -n (pytest-xdist)")
+    from covbench.executors import ExecutorError, make_executor
+
+    def report(line: str) -> None:
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(line)
+
+    try:
+        session.executor = make_executor("ray", address=session.ray_address, retries=session.ray_retries,
+                                         report=report, base_dir=session.models_file.parent)
+    except ExecutorError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under ``--executor ray``, hand every collected (model, task) job to the cluster at once."""
+    cov = session.config.stash.get(SESSION_KEY, None)
+    if cov is None or cov.executor is None:
+        return
+    from covbench.executors.base import Job
+    from covbench.runner import TASKS_DIR
+
+    jobs = []
+    for item in session.items:
+        job = getattr(getattr(item, "callspec", None), "params", {}).get("job")
+        if isinstance(job, tuple) and len(job) == 2 and isinstance(job[0], ModelSpec):
+            jobs.append(Job(job[0], job[1]))
+    if jobs:
+        cov.results_dir.mkdir(parents=True, exist_ok=True)
+        cov.executor.start(jobs, cov.results_dir, n=cov.samples_n, tasks_dir=cov.tasks_dir or TASKS_DIR)
 
 
 def _check_tasks(session: CovbenchSession) -> None:
@@ -244,6 +315,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None and session.executor is not None:
+        session.executor.close()  # releases workers; stops a Ray cluster started for this run
     # Free the loaded models only if the factory was ever imported (it imports lm-eval lazily).
     import sys
 
@@ -309,6 +383,18 @@ def covbench_lm(covbench_specs: list[ModelSpec]) -> Callable[[ModelSpec], Any]:
         return get_lm(spec)
 
     return lm
+
+
+@pytest.fixture(scope="session")
+def covbench_executor(covbench_session: CovbenchSession, covbench_lm: Callable[[ModelSpec], Any]) -> Any:
+    """Runs one (model, task) job where ``--executor`` says: ``covbench_executor.run_job(spec, task,
+    results_dir, n=..., tasks_dir=...)`` -> ``covbench.runner.RunOutcome`` (same outcome, messages and
+    one-line exceptions as :func:`covbench.runner.run_job`)."""
+    if covbench_session.executor is not None:
+        return covbench_session.executor
+    from covbench.executors.local import LocalExecutor
+
+    return LocalExecutor(get_lm=covbench_lm, base_dir=covbench_session.models_file.parent)
 
 
 @pytest.fixture

@@ -93,6 +93,18 @@ class QuantizeSpec(_Spec):
     scheme: Literal["sym", "asym"] = "sym"
 
 
+class ResourceSpec(_Spec):
+    """What each worker that serves this model holds on a cluster (``--executor ray``; docs/executors.md).
+
+    Ray's ``num_cpus``, ``num_gpus`` and ``memory`` of the worker that loads the model once and runs
+    all its tasks. Resources never change a score (not in ``spec_hash``).
+    """
+
+    cpus: float = Field(1.0, ge=0, description="CPU cores the worker holds")
+    gpus: float = Field(0.0, ge=0, description="GPUs the worker holds (fractions share one GPU)")
+    memory_gb: float | None = Field(None, gt=0, description="memory reserved for the worker, GiB (None: none)")
+
+
 class ModelSpec(_Spec):
     """One registered model.
 
@@ -122,6 +134,7 @@ class ModelSpec(_Spec):
     floors: dict[str, dict[str, float]] = Field(default_factory=dict)
     quantize: QuantizeSpec | None = None
     adapter: str | None = Field(None, min_length=1)   # peft adapter folder, relative to the registry file
+    resources: ResourceSpec | None = None  # a cluster worker's share (docs/executors.md); None: 1 CPU
 
     _source: Source = PrivateAttr()
     _adapter_path: Path | None = PrivateAttr(default=None)
@@ -409,7 +422,8 @@ def _describe(err: Any, entry: dict[str, Any]) -> tuple[str, str]:
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    nested: dict[str, type[BaseModel]] = {"generation": GenerationDefaults, "quantize": QuantizeSpec}
+    nested: dict[str, type[BaseModel]] = {"generation": GenerationDefaults, "quantize": QuantizeSpec,
+                                          "resources": ResourceSpec}
     model = nested.get(str(loc[0]), ModelSpec) if len(loc) > 1 else ModelSpec
     return list(model.model_fields)
 

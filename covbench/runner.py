@@ -165,6 +165,32 @@ def task_hash(task: Any) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class JobPlan:
+    """What one job still has to compute, decided from the store (:func:`plan_job`).
+
+    Everything :func:`compute_run` needs besides the model and the task: how many samples to draw,
+    from which seed, and the stored samples to extend. A plan is plain data, so an executor can ship it
+    to a worker that has no access to the store (docs/executors.md).
+    """
+
+    model: str
+    task: str
+    kind: str
+    task_hash: str
+    seed: int  # the job's seed (provenance)
+    want_n: int  # samples per prompt the stored run will hold (0 for a scoring task)
+    draw: int  # samples per prompt to draw now
+    run_seed: int  # the seed of this extension's stream: seed + samples already held
+    prev_samples: SampleArrays | None  # the stored samples the new ones extend (None: none)
+
+    @property
+    def done_message(self) -> str:
+        """The summary line of a job that ran (the same words whichever executor ran it)."""
+        what = f"drew {self.draw} more samples per prompt (now {self.want_n})" if self.kind == "sample" else "scored"
+        return f"{self.model} × {self.task}: {what}"
+
+
 def run_job(spec: ModelSpec, task_name: str, results_dir: Path, *, n: int | None = None,
             seed: int = DEFAULT_SEED, get_lm: Callable[[ModelSpec], Any] | None = None,
             tasks_dir: Path = TASKS_DIR) -> RunOutcome:
@@ -172,36 +198,58 @@ def run_job(spec: ModelSpec, task_name: str, results_dir: Path, *, n: int | None
 
     ``n``: samples per prompt for a sampling task (default: the task's ``repeats``).
     ``get_lm``: the backend factory (default: the per-process cache of :mod:`covbench.backends`).
+    The three steps, :func:`plan_job` (store lookup), :func:`compute_run` (the model) and
+    :func:`covbench.store.write_run`, are separate so an executor can run the middle one elsewhere.
     """
     info = load_task(task_name, tasks_dir)
+    plan = plan_job(spec, info, results_dir, n=n, seed=seed)
+    if isinstance(plan, RunOutcome):
+        return plan
+    run = compute_run(spec, plan, info, get_lm=get_lm, tasks_dir=tasks_dir)
+    path = write_run(results_dir, run)
+    return RunOutcome(run, path, False, plan.draw, plan.done_message)
+
+
+def plan_job(spec: ModelSpec, info: TaskInfo, results_dir: Path, *, n: int | None = None,
+             seed: int = DEFAULT_SEED) -> RunOutcome | JobPlan:
+    """The reused outcome when the store already holds what the job asks for, else what to compute.
+
+    Reads the store only; never loads the model.
+    """
     want_n = (n or info.repeats) if info.kind == "sample" else 0
     prev, prev_path = _compatible_previous(results_dir, spec, info)
     have_n = prev.samples.n if (prev is not None and prev.samples is not None) else 0
     if prev is not None and prev_path is not None and (info.kind == "loglikelihood" or have_n >= want_n):
         held = f"n = {have_n} samples per prompt" if info.kind == "sample" else "scores"
-        return RunOutcome(prev, prev_path, True, 0, f"{spec.name} × {task_name}: reused the stored result "
+        return RunOutcome(prev, prev_path, True, 0, f"{spec.name} × {info.name}: reused the stored result "
                           f"({held}); model not loaded")
-    draw = want_n - have_n
-    run_seed = seed + have_n  # a distinct stream for each extension of the stored samples
+    return JobPlan(model=spec.name, task=info.name, kind=info.kind, task_hash=info.task_hash, seed=seed,
+                   want_n=want_n, draw=want_n - have_n, run_seed=seed + have_n,  # a distinct stream per extension
+                   prev_samples=prev.samples if prev is not None else None)
+
+
+def compute_run(spec: ModelSpec, plan: JobPlan, info: TaskInfo, *,
+                get_lm: Callable[[ModelSpec], Any] | None = None, tasks_dir: Path = TASKS_DIR) -> Run:
+    """Run the model on the task as ``plan`` says and return the complete run (nothing is stored).
+
+    A model that crashes raises a one-line :class:`RunError`; one that cannot load, ``BackendError``.
+    """
     try:
-        samples = _evaluate(spec, info, draw, run_seed, get_lm, tasks_dir)
+        samples = _evaluate(spec, info, plan.draw, plan.run_seed, get_lm, tasks_dir)
         docs, new_samples = info.adapter(samples, info.kind)
     except BackendError:
         raise
     except Exception as e:  # noqa: BLE001 - a crashing model fails its own job, in one line
         reason = " ".join(f"{type(e).__name__}: {e}".split())[:400]
-        raise RunError(f"model '{spec.name}' × task '{task_name}': crashed during evaluation: {reason}") from e
-    if prev is not None and prev.samples is not None and new_samples is not None:
-        new_samples = merge_samples(prev.samples, new_samples)
+        raise RunError(f"model '{spec.name}' × task '{info.name}': crashed during evaluation: {reason}") from e
+    if plan.prev_samples is not None and new_samples is not None:
+        new_samples = merge_samples(plan.prev_samples, new_samples)
     record = RunRecord(
-        model=spec.name, task=task_name, family=spec.family, step=spec.step, axis=spec.axis, x=spec.x,
+        model=spec.name, task=info.name, family=spec.family, step=spec.step, axis=spec.axis, x=spec.x,
         description=spec.description,
-        descriptor=info.descriptor, provenance=_provenance(spec, info, seed, want_n, new_samples),
+        descriptor=info.descriptor, provenance=_provenance(spec, info, plan.seed, plan.want_n, new_samples),
         metrics=summarize(docs, new_samples, info.descriptor.reference))
-    run = Run(record, docs, new_samples)
-    path = write_run(results_dir, run)
-    what = f"drew {draw} more samples per prompt (now {want_n})" if info.kind == "sample" else "scored"
-    return RunOutcome(run, path, False, draw, f"{spec.name} × {task_name}: {what}")
+    return Run(record, docs, new_samples)
 
 
 def _compatible_previous(results_dir: Path, spec: ModelSpec, info: TaskInfo) -> tuple[Run | None, Path | None]:

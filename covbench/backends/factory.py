@@ -45,7 +45,7 @@ class BackendError(Exception):
 
 
 #: Registry fields that do not change a model's scores: editing them keeps stored results reusable.
-NON_SCORING_FIELDS = frozenset({"description", "tags", "default", "floors", "tasks", "axis", "x"})
+NON_SCORING_FIELDS = frozenset({"description", "tags", "default", "floors", "tasks", "axis", "x", "resources"})
 
 
 def spec_hash(spec: ModelSpec) -> str:
@@ -53,7 +53,8 @@ def spec_hash(spec: ModelSpec) -> str:
 
     The spec as written is hashed (``pretrained`` unresolved), so the hash is the same on every
     machine. Fields that cannot change a score (:data:`NON_SCORING_FIELDS`: description, tags, the
-    default flag, floors, the task list, a family's axis label and x value) are left out, so editing them keeps stored results reusable.
+    default flag, floors, the task list, a family's axis label and x value, a cluster worker's resources) are
+    left out, so editing them keeps stored results reusable.
     """
     fields = _scoring_fields(spec)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
