@@ -165,7 +165,10 @@ def test_payloads_in_names_are_text(page, server):
     for task in ("synth-0", "synth-1"):
         page.goto(server + f"tasks/{slug(task)}.html")
         page.wait_for_load_state("networkidle")
-        assert page.get_by_text(HOSTILE_NAME, exact=True).count() == 1
+        # Once per table that lists models (the board, and the per-class table where the task has classes),
+        # each time as the exact text.
+        tables = page.locator("table").count()
+        assert 1 <= page.get_by_text(HOSTILE_NAME, exact=True).count() <= tables
     assert page.evaluate("window.__pwned === undefined")
     assert page.locator('img[src="x"]').count() == 0
     assert page.locator("main script").count() == 0
