@@ -36,6 +36,17 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="module")
+def fresh_backend_cache():
+    """A module that loads models starts and ends with an empty backend cache (covbench.backends.clear_cache),
+    so it measures its own loads and leaves no model behind for the next module."""
+    from covbench.backends import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A real two-node Ray cluster (``ray start`` head + one more node, 1 CPU each) in a private network

@@ -16,7 +16,7 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 
-from covbench.backends import clear_cache, make_lm
+from covbench.backends import make_lm
 from covbench.backends.quantize import quantizable_layers
 from covbench.backends.weights import weights_for
 from covbench.registry import ModelSpec
@@ -33,10 +33,8 @@ def _one_thread(one_torch_thread: None) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fresh_cache() -> None:
-    clear_cache()
-    yield
-    clear_cache()
+def _fresh_cache(fresh_backend_cache: None) -> None:
+    """Each module measures its own loads (tests/conftest.py)."""
 
 
 def _spec(name: str, **fields: object) -> ModelSpec:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from lm_eval.api.instance import Instance
 
-from covbench.backends import clear_cache, make_lm
+from covbench.backends import make_lm
 from covbench.backends.policy import Policy
 from covbench.registry import ModelSpec, load_registry
 from covbench.runner import DEFAULT_SEED, load_task
@@ -40,10 +40,8 @@ def _one_thread(one_torch_thread: None) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fresh_cache() -> None:
-    clear_cache()
-    yield
-    clear_cache()
+def _fresh_cache(fresh_backend_cache: None) -> None:
+    """Each module measures its own loads (tests/conftest.py)."""
 
 
 def _requests(task_name: str, limit: int | None) -> list[Instance]:

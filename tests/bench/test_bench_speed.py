@@ -39,7 +39,7 @@ import torch
 from lm_eval.api.instance import Instance
 
 from covbench import summarize
-from covbench.backends import clear_cache, make_lm
+from covbench.backends import make_lm
 from covbench.registry import load_registry
 from covbench.runner import DEFAULT_SEED, load_task, run_job
 
@@ -58,10 +58,8 @@ def _one_thread(one_torch_thread: None) -> None:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _fresh_cache() -> None:
-    clear_cache()
-    yield
-    clear_cache()
+def _fresh_cache(fresh_backend_cache: None) -> None:
+    """Each module measures its own loads (tests/conftest.py)."""
 
 
 def _registry():
