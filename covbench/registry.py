@@ -66,6 +66,18 @@ class GenerationDefaults(_Spec):
     max_gen_toks: int | None = Field(None, ge=1)
 
 
+class TTTSpec(_Spec):
+    """Test-time-training decoding (paper Eq. 22–23, docs/ttt.md): one gradient step per token, reset per sequence.
+
+    ``lr`` is η; ``project`` is null (no projection) or the radius r of the ball ‖ϑ − θ‖₂ ≤ r that every
+    step is projected onto. Scoring and sampling both run the updates (``covbench.backends.ttt``).
+    """
+
+    lr: float = Field(gt=0, description="η: step size of the per-token update")
+    project: float | None = Field(None, gt=0, description="radius r of the ball around θ, or null")
+    reset: Literal["per_sequence"] = "per_sequence"
+
+
 class ModelSpec(_Spec):
     """One registered model.
 
@@ -84,6 +96,7 @@ class ModelSpec(_Spec):
     trust_remote_code: bool = False
     chat_template: bool = False
     generation: GenerationDefaults | None = None
+    ttt: TTTSpec | None = None  # test-time-training decoding (scoring and sampling); None: plain decoding
     family: str | None = Field(None, min_length=1)
     step: int | None = Field(None, ge=0)
     description: str = ""
@@ -282,7 +295,8 @@ def _describe(err: Any, entry: dict[str, Any]) -> tuple[str, str]:
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = GenerationDefaults if loc and loc[0] == "generation" else ModelSpec
+    nested: dict[str, type[BaseModel]] = {"generation": GenerationDefaults, "ttt": TTTSpec}
+    model: type[BaseModel] = nested.get(str(loc[0]), ModelSpec) if len(loc) > 1 else ModelSpec
     return list(model.model_fields)
 
 

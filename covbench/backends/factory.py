@@ -1,7 +1,8 @@
 """Registry entry -> a ready lm-eval LM object, built once per process.
 
 ``make_lm(spec)`` builds lm-eval's ``HFLM`` (backend ``hf``) or covbench's shared-prefill subclass
-``FastHFLM`` (backend ``hf-fast``, imported only when a spec asks for it) on the CPU, with the spec's
+``FastHFLM`` (backend ``hf-fast``, imported only when a spec asks for it), or, for a spec with a ``ttt``
+block, the test-time-training subclass ``TTTLM`` (:mod:`covbench.backends.ttt`, docs/ttt.md), on the CPU, with the spec's
 batch size, dtype, max length, revision, trust_remote_code and GGUF file. ``get_lm(spec)`` caches the
 result by :func:`spec_hash`, so a pytest run loads each model once however many tasks score it.
 
@@ -33,6 +34,9 @@ class BackendError(Exception):
 
 #: Registry fields that do not change a model's scores: editing them keeps stored results reusable.
 NON_SCORING_FIELDS = frozenset({"description", "tags", "default", "floors", "tasks"})
+#: Scoring fields added after results were first stored: hashed only when set, so every spec that does
+#: not use them keeps the hash (and the stored results) it had before they existed.
+HASHED_WHEN_SET = frozenset({"ttt"})
 
 
 def spec_hash(spec: ModelSpec) -> str:
@@ -42,7 +46,8 @@ def spec_hash(spec: ModelSpec) -> str:
     machine. Fields that cannot change a score (:data:`NON_SCORING_FIELDS`: description, tags, the
     default flag, floors, the task list) are left out, so editing them keeps stored results reusable.
     """
-    fields = {k: v for k, v in spec.model_dump(mode="json").items() if k not in NON_SCORING_FIELDS}
+    fields = {k: v for k, v in spec.model_dump(mode="json").items()
+              if k not in NON_SCORING_FIELDS and not (k in HASHED_WHEN_SET and v is None)}
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -63,6 +68,8 @@ def model_args(spec: ModelSpec) -> dict[str, Any]:
         args["max_length"] = spec.max_length
     if source.gguf_file is not None:
         args["gguf_file"] = source.gguf_file
+    if spec.ttt is not None:  # covbench.backends.ttt.TTTLM's own arguments (docs/ttt.md)
+        args |= {"ttt_lr": spec.ttt.lr, "ttt_project": spec.ttt.project, "ttt_reset": spec.ttt.reset}
     return args
 
 
@@ -117,6 +124,10 @@ def _lm_class(spec: ModelSpec) -> type[LM]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # covbench never downloads at run time
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     try:
+        if spec.ttt is not None:  # test-time training replaces scoring and sampling of either HF backend
+            from covbench.backends.ttt import TTTLM  # registers "hf-ttt" with lm-eval
+
+            return TTTLM
         if spec.backend == "hf-fast":
             from covbench.backends.fast_hf import FastHFLM  # registers "hf-fast" with lm-eval
 
