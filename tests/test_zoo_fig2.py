@@ -287,3 +287,22 @@ def test_cli_trains_the_tiny_grid_deterministically_and_tabulates_it(tmp_path: P
     row = next(r for r in table["runs"] if r["run"] == name)
     assert row["kl"] == pytest.approx(info["validation"]["kl"], rel=1e-6)
     assert cli.main(["fig2-table", "--dir", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_shared_prompt_scoring_equals_padded_batches(arch: str):
+    """G3 docs (16 paths) are scored from one prompt pass and a shared cache; the numbers are those of
+    scoring every path as its own padded sequence."""
+    from covbench.zoo.fig2_eval import score_supports
+    from covbench.zoo.scoring import response_logp
+    from covbench.zoo.data import encode
+
+    m = 32
+    docs = stratified_docs(fig2_config(4, m=m), FIG2_MIXTURE, 2, seed=9)
+    model = build_model(ModelSpec(arch=arch, d_model=16, n_layer=2, n_head=2, d_ff=32, max_positions=128), m,
+                        seed=2).eval()
+    got = score_supports(model, docs, m, vocabulary(m)[PAD])
+    for d, values in zip(docs, got):
+        want = response_logp(model, [encode(d, m, response=y) for y in d.support], vocabulary(m)[PAD])
+        assert len(values) == len(d.support)
+        np.testing.assert_allclose(values, want, atol=1e-4)

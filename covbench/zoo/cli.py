@@ -65,13 +65,14 @@ def _logger(path: Path | None):  # type: ignore[no-untyped-def]
 
 
 def _train_fig2(args: argparse.Namespace) -> int:
-    from .fig2_train import train_base, train_grid
+    from .fig2_train import grid, train_base, train_grid
 
     cfg = _override(FIG2_PRESETS[args.preset], args.set)
     assert isinstance(cfg, Fig2Config)
     phase = args.phase
     if phase not in ("all", "base", "runs"):
         raise ValueError(f"--phase {phase!r}: a Fig. 2 preset has the phases all, base, runs")
+    grid(cfg, args.method, args.h, args.seed)  # a bad selection fails before anything trains
     out = args.out or FIG2_CHECKPOINTS
     log = _logger(args.log)
     log({"event": "start", "preset": args.preset, "out": str(out), "config": cfg.model_dump(mode="json")})

@@ -123,22 +123,25 @@ def curve_steps(steps: int, n: int) -> list[int]:
     return sorted({max(1, min(steps, round(steps ** (i / (n - 1))))) for i in range(n)})
 
 
-_SHIPPED_MODEL = ModelSpec(arch="llama", d_model=64, n_layer=3, n_head=4, d_ff=128, max_positions=512)
+# GPT-2 with absolute positions, as in the paper (paper.md §5.1), sized for one CPU thread.
+_SHIPPED_MODEL = ModelSpec(arch="gpt2", d_model=64, n_layer=3, n_head=4, d_ff=256, max_positions=512)
 
 FIG2_PRESETS: dict[str, Fig2Config] = {
     "fig2": Fig2Config(
         name="fig2",
         model=_SHIPPED_MODEL,
+        base=BaseSpec(lr=3e-3, warmup=100, min_lr_ratio=0.1, steps=1500, batch_size=16),
         methods={
-            "sgd": MethodSpec(optimizer="sgd", grad="plain", lr=1e-2),
-            "nsgd": MethodSpec(optimizer="sgd", grad="normalized", lr=0.5, damping=1.0),
-            "trunc": MethodSpec(optimizer="sgd", grad="truncated", lr=1e-2, trunc_n=16.0),
+            "sgd": MethodSpec(optimizer="sgd", grad="plain", lr=1e-3),
+            "nsgd": MethodSpec(optimizer="sgd", grad="normalized", lr=0.05, damping=10.0),
+            "trunc": MethodSpec(optimizer="sgd", grad="truncated", lr=1e-3, trunc_n=16.0),
         },
-        hs=(8, 16, 24), seeds=(0, 1, 2), batch_size=16, steps=1000,
+        hs=(8, 16, 24), seeds=(0, 1, 2), batch_size=16, steps=300,
     ),
     "fig2-tiny": Fig2Config(
         name="fig2-tiny",
-        model=ModelSpec(arch="llama", d_model=16, n_layer=1, n_head=2, d_ff=32, max_positions=128),
+        model=ModelSpec(arch="gpt2", d_model=16, n_layer=1, n_head=2, d_ff=64, max_positions=256),
+        base=BaseSpec(lr=3e-3, warmup=2, steps=4, batch_size=4),
         methods={
             "sgd": MethodSpec(optimizer="sgd", grad="plain", lr=0.05),
             "nsgd": MethodSpec(optimizer="sgd", grad="normalized", lr=0.5, damping=1.0),

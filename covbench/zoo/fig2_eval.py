@@ -80,14 +80,49 @@ def metrics_from_logp(docs: Sequence[GraphDoc], logp_model: Sequence[Sequence[fl
 @torch.no_grad()
 def score_supports(model: torch.nn.Module, docs: Sequence[GraphDoc], m: int, pad_id: int,
                    batch_size: int = 128) -> list[list[float]]:
-    """log π̂(y|x) of every y in every doc's support S_x (teacher forcing, response tokens only)."""
-    examples: list[Example] = [encode(d, m, response=y) for d in docs for y in d.support]
-    flat = response_logp(model, examples, pad_id, batch_size=batch_size).tolist()
-    out, i = [], 0
-    for d in docs:
-        out.append(flat[i: i + len(d.support)])
-        i += len(d.support)
-    return out
+    """log π̂(y|x) of every y in every doc's support S_x (teacher forcing, response tokens only).
+
+    Single-path docs are scored in padded batches (``scoring.response_logp``); a doc with several
+    paths (G3: 16) runs its prompt once and its paths from the shared key-value cache
+    (:func:`shared_prompt_logp`).
+    """
+    out: list[list[float] | None] = [None] * len(docs)
+    single = [i for i, d in enumerate(docs) if len(d.support) == 1]
+    flat = response_logp(model, [encode(docs[i], m) if docs[i].support[0] == docs[i].target
+                                 else encode(docs[i], m, response=docs[i].support[0]) for i in single],
+                         pad_id, batch_size=batch_size).tolist()
+    for i, value in zip(single, flat):
+        out[i] = [value]
+    for i, d in enumerate(docs):
+        if out[i] is None:
+            examples = [encode(d, m, response=y) for y in d.support]
+            out[i] = shared_prompt_logp(model, examples[0].prompt, [e.response for e in examples])
+    return [x for x in out if x is not None]
+
+
+@torch.no_grad()
+def shared_prompt_logp(model: torch.nn.Module, prompt: Sequence[int], responses: Sequence[Sequence[int]],
+                       ) -> list[float]:
+    """Σ_h log π̂(y_h | x, y_<h) for several equal-length responses y of one prompt x, prompt run once."""
+    width = {len(r) for r in responses}
+    if len(width) != 1:
+        raise ValueError("shared_prompt_logp: responses must have one length")
+    out = model(input_ids=torch.tensor([list(prompt)]), use_cache=True)
+    first = torch.log_softmax(out.logits[0, -1].float(), -1)
+    resp = torch.tensor([list(r) for r in responses])
+    total = first[resp[:, 0]].double()
+    if resp.shape[1] > 1:
+        cache = out.cache
+        cache.batch_repeat_interleave(len(responses))
+        n_prompt = len(prompt)
+        steps = resp.shape[1] - 1
+        positions = torch.arange(n_prompt, n_prompt + steps).expand(len(responses), -1)
+        mask = torch.ones(len(responses), n_prompt + steps, dtype=torch.long)
+        logits = model(input_ids=resp[:, :-1], cache=cache, position_ids=positions,
+                       attention_mask=mask, use_cache=True).logits.float()
+        rest = torch.log_softmax(logits, -1).gather(-1, resp[:, 1:, None])[..., 0]
+        total = total + rest.double().sum(-1)
+    return total.tolist()
 
 
 def evaluate_docs(model: torch.nn.Module, docs: Sequence[GraphDoc], m: int, pad_id: int) -> Fig2Metrics:

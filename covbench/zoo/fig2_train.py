@@ -273,15 +273,22 @@ def _curve_point(model: PreTrainedModel, docs: Sequence[GraphDoc], m: int, pad_i
             "per_class": {c: {"kl": v["kl"], "cov@16": v["cov@16"]} for c, v in metrics.per_class.items()}}
 
 
-def train_grid(cfg: Fig2Config, out_root: str | Path, log: Log, methods: Sequence[str] | None = None,
-               hs: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[RunResult]:
-    """Every run of the grid (or the selected part of it), methods outermost, then H, then seed."""
-    picked = [(mth, h, s) for mth in (methods or list(cfg.methods)) for h in (hs or cfg.hs)
-              for s in (seeds or cfg.seeds)]
-    for mth, h, _ in picked:
+def grid(cfg: Fig2Config, methods: Sequence[str] | None = None, hs: Sequence[int] | None = None,
+         seeds: Sequence[int] | None = None) -> list[tuple[str, int, int]]:
+    """The (method, H, seed) runs selected from the preset's grid, methods outermost, then H, then seed."""
+    for mth in methods or []:
         if mth not in cfg.methods:
             raise ValueError(f"--method {mth!r}: the preset has {sorted(cfg.methods)}")
+    for h in hs or []:
         if h not in cfg.hs:
             raise ValueError(f"--h {h}: the preset's H grid is {list(cfg.hs)}")
+    return [(mth, h, s) for mth in (methods or list(cfg.methods)) for h in (hs or cfg.hs)
+            for s in (seeds or cfg.seeds)]
+
+
+def train_grid(cfg: Fig2Config, out_root: str | Path, log: Log, methods: Sequence[str] | None = None,
+               hs: Sequence[int] | None = None, seeds: Sequence[int] | None = None) -> list[RunResult]:
+    """Every selected run of the grid (:func:`grid`), one after the other."""
+    picked = grid(cfg, methods, hs, seeds)
     Path(out_root).mkdir(parents=True, exist_ok=True)
     return [train_run(cfg, mth, h, s, out_root, log) for mth, h, s in picked]
