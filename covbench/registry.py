@@ -67,7 +67,7 @@ class GenerationDefaults(_Spec):
 
 
 class TTTSpec(_Spec):
-    """Test-time-training decoding (paper Eq. 22–23, docs/ttt.md): one gradient step per token, reset per sequence.
+    """Test-time-training decoding (paper Eq. 22–23, docs/ttt.md): a step per token, reset per sequence.
 
     ``lr`` is η; ``project`` is null (no projection) or the radius r of the ball ‖ϑ − θ‖₂ ≤ r that every
     step is projected onto. Scoring and sampling both run the updates (``covbench.backends.ttt``).

@@ -293,9 +293,9 @@ def test_cli_trains_the_tiny_grid_deterministically_and_tabulates_it(tmp_path: P
 def test_shared_prompt_scoring_equals_padded_batches(arch: str):
     """G3 docs (16 paths) are scored from one prompt pass and a shared cache; the numbers are those of
     scoring every path as its own padded sequence."""
+    from covbench.zoo.data import encode
     from covbench.zoo.fig2_eval import score_supports
     from covbench.zoo.scoring import response_logp
-    from covbench.zoo.data import encode
 
     m = 32
     docs = stratified_docs(fig2_config(4, m=m), FIG2_MIXTURE, 2, seed=9)

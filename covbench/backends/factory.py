@@ -2,9 +2,10 @@
 
 ``make_lm(spec)`` builds lm-eval's ``HFLM`` (backend ``hf``) or covbench's shared-prefill subclass
 ``FastHFLM`` (backend ``hf-fast``, imported only when a spec asks for it), or, for a spec with a ``ttt``
-block, the test-time-training subclass ``TTTLM`` (:mod:`covbench.backends.ttt`, docs/ttt.md), on the CPU, with the spec's
-batch size, dtype, max length, revision, trust_remote_code and GGUF file. ``get_lm(spec)`` caches the
-result by :func:`spec_hash`, so a pytest run loads each model once however many tasks score it.
+block, the test-time-training subclass ``TTTLM`` (:mod:`covbench.backends.ttt`, docs/ttt.md), on the
+CPU, with the spec's batch size, dtype, max length, revision, trust_remote_code and GGUF file.
+``get_lm(spec)`` caches the result by :func:`spec_hash`, so a pytest run loads each model once however
+many tasks score it.
 
 What the factory does not do: ``chat_template`` and ``generation`` are evaluation settings in lm-eval
 (``simple_evaluate(apply_chat_template=..., gen_kwargs=...)``), so the runner reads them off the spec.

@@ -42,7 +42,7 @@ from lm_eval.models.huggingface import HFLM
 from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs, postprocess_generated_text
 from tqdm import tqdm
 
-__all__ = ["REGISTRY_NAME", "Rollout", "TTTDecoder", "TTTLM", "TTTSettings"]
+__all__ = ["REGISTRY_NAME", "TTTLM", "Rollout", "TTTDecoder", "TTTSettings"]
 
 REGISTRY_NAME = "hf-ttt"
 
@@ -285,8 +285,8 @@ class TTTLM(HFLM):
         for req in tqdm(requests, disable=(disable_tqdm or self.rank != 0), desc="ttt rolling"):
             tokens = self.tok_encode(req.args[0], add_special_tokens=False)
             if len(tokens) + 1 > self.max_length:
-                raise ValueError(f"ttt: rolling log-likelihood of a {len(tokens)}-token text needs max_length "
-                                 f">= {len(tokens) + 1} (windows would break the per-sequence update path)")
+                raise ValueError(f"ttt: rolling log-likelihood of a {len(tokens)}-token text needs "
+                                 f"max_length >= {len(tokens) + 1} (windows would break the update path)")
             value = self.decoder.score([self.prefix_token_id], tokens).logprob if tokens else 0.0
             self.cache_hook.add_partial("loglikelihood_rolling", req.args, value)
             out.append(value)
@@ -309,7 +309,8 @@ class TTTLM(HFLM):
                                  f"({self.max_length})")
             context_enc = self.tok_encode(context)[-room:]
             roll = self.decoder.sample(context_enc, max_gen_toks, greedy=greedy, stop=self._stopper(until))
-            text = postprocess_generated_text(self.tok_decode(list(roll.tokens)), stop=until, think_end_token=None)
+            text = postprocess_generated_text(self.tok_decode(list(roll.tokens)), stop=until,
+                                              think_end_token=None)
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
             out.append(text)
         return out

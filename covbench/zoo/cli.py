@@ -2,8 +2,8 @@
 
     covbench zoo train [--preset shipped|tiny] [--out DIR] [--seed S] [--phase all|pretrain|pretrain-more|finetune]
                        [--set SECTION.FIELD=VALUE ...] [--log FILE]
-    covbench zoo train --preset fig2|fig2-tiny [--out DIR] [--phase all|base|runs] [--method M ...] [--h H ...]
-                       [--seed S ...] [--set ...] [--log FILE]
+    covbench zoo train --preset fig2|fig2-tiny [--out DIR] [--phase all|base|runs] [--method M ...]
+                       [--h H ...] [--seed S ...] [--set ...] [--log FILE]
     covbench zoo eval  [--dir DIR] [--n-prompts N] [--seed S] [--json FILE] [--markdown FILE]
     covbench zoo fig2-table [--dir DIR] [--rescore] [--n-per-class N] [--json FILE] [--markdown FILE]
 
@@ -90,7 +90,8 @@ def _train(args: argparse.Namespace) -> int:
     if args.preset in FIG2_PRESETS:
         return _train_fig2(args)
     if args.preset not in PRESETS:
-        raise ValueError(f"unknown zoo preset {args.preset!r}; expected one of {sorted(PRESETS) + sorted(FIG2_PRESETS)}")
+        known = sorted(PRESETS) + sorted(FIG2_PRESETS)
+        raise ValueError(f"unknown zoo preset {args.preset!r}; expected one of {known}")
     if args.method or args.h or (args.seed and len(args.seed) > 1) or args.phase in ("base", "runs"):
         raise ValueError("--method, --h, several --seed and --phase base|runs belong to the Fig. 2 presets "
                          f"({', '.join(sorted(FIG2_PRESETS))})")
@@ -127,7 +128,8 @@ def _fig2_table(args: argparse.Namespace) -> int:
     if args.json:
         from .fig2_table import table
 
-        Path(args.json).write_text(json.dumps(table(args.dir, args.rescore, args.n_per_class), indent=2) + "\n")
+        data = table(args.dir, args.rescore, args.n_per_class)
+        Path(args.json).write_text(json.dumps(data, indent=2) + "\n")
     if args.markdown:
         Path(args.markdown).write_text(text)
     print(text)
@@ -147,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the run's seed (Fig. 2: train only these seeds; repeatable)")
     t.add_argument("--phase", choices=("all", "pretrain", "pretrain-more", "finetune", "base", "runs"),
                    default="all")
-    t.add_argument("--method", action="append", default=None, help="Fig. 2: train only this method (repeatable)")
-    t.add_argument("--h", type=int, action="append", default=None, help="Fig. 2: train only this H (repeatable)")
+    t.add_argument("--method", action="append", default=None,
+                   help="Fig. 2: train only this method (repeatable)")
+    t.add_argument("--h", type=int, action="append", default=None,
+                   help="Fig. 2: train only this H (repeatable)")
     t.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE")
     t.add_argument("--log", type=Path, default=None)
     e = sub.add_parser("eval", help="evaluate a checkpoint family on held-out fine-tuning prompts")
@@ -157,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--seed", type=int, default=20260)
     e.add_argument("--json", type=Path, default=None)
     e.add_argument("--markdown", type=Path, default=None)
-    f = sub.add_parser("fig2-table", help="the Fig. 2 table: KL, Cov_16, KL/Cov_16 per (method, H) across seeds")
+    f = sub.add_parser("fig2-table",
+                       help="the Fig. 2 table: KL, Cov_16, KL/Cov_16 per (method, H) across seeds")
     f.add_argument("--dir", type=Path, default=FIG2_CHECKPOINTS)
     f.add_argument("--rescore", action="store_true", help="re-measure from the stored weights")
     f.add_argument("--n-per-class", type=int, default=None, help="with --rescore: prompts per class")

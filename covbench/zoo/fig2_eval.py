@@ -1,10 +1,10 @@
 """Fig. 2 evaluation: exact KL and Cov_N against π_D on stratified per-class sets, µ-weighted (docs/zoo.md).
 
 Every response of every doc's support S_x is scored (1 path for G1 and G2, 16 for G3), so per doc the
-numbers are exact expectations over y ∼ π_D(·|x) (paper.md §2.2 step 5): X(y) = log π_D(y|x) − log π̂(y|x),
+numbers are exact expectations over y ∼ π_D(·|x) (docs/zoo.md, "Figure 2"): X(y) = log π_D(y|x) − log π̂(y|x),
 KL = E[X], Cov_N = P[X ≥ log N]. Docs carry the weight prior/count of their class
 (``stratified_docs``), so the weighted mean over all docs is Σ_c µ_c · (class mean), the paper's
-µ̃-weighting of per-class metrics (paper.md §5.3). The statistics are ``covbench.metrics``'
+µ̃-weighting of per-class metrics (the paper's App. C.3.2). The statistics are ``covbench.metrics``'
 (``support_log_ratios``, ``kl``, ``coverage_profile``).
 
 >>> from covbench.graphs.generator import FIG2_MIXTURE, fig2_config, stratified_docs
@@ -28,7 +28,7 @@ from covbench import metrics
 from covbench.graphs.generator import GraphDoc
 from covbench.records import metric_key
 
-from .data import Example, encode
+from .data import encode
 from .scoring import response_logp
 
 COV_NS: tuple[float, ...] = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -63,7 +63,10 @@ def _summary(docs: Sequence[GraphDoc], logp_model: Sequence[Sequence[float]], we
 
 
 def metrics_from_logp(docs: Sequence[GraphDoc], logp_model: Sequence[Sequence[float]]) -> Fig2Metrics:
-    """The Fig. 2 numbers from log π̂ of every support response (``logp_model[d][j]`` ↔ ``docs[d].support[j]``)."""
+    """The Fig. 2 numbers from log π̂ of every support response.
+
+    ``logp_model[d][j]`` is log π̂ of ``docs[d].support[j]``.
+    """
     if len(docs) != len(logp_model) or not docs:
         raise ValueError(f"metrics_from_logp: {len(docs)} docs but {len(logp_model)} score lists")
     kl, cov, ce = _summary(docs, logp_model, [d.weight for d in docs])

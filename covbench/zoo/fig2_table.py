@@ -26,7 +26,7 @@ from .fig2_eval import Fig2Metrics, evaluate_docs, ratio
 from .fig2_train import BASE_NAME, validation_docs
 from .model import TRAIN_INFO, load_checkpoint
 
-QUANTILE_SEEDS = 16  # from this many seeds on, the band is the 1/16–15/16 quantiles (paper.md §5.3)
+QUANTILE_SEEDS = 16  # from this many seeds on, the band is the 1/16–15/16 quantiles (the paper's Fig. 2)
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def run_rows(root: str | Path, rescore: bool = False, n_per_class: int | None = 
                            kl=metrics.kl, cov16=cov16, ratio=ratio(metrics.kl, cov16),
                            train_cpu_s=float(info["train_cpu_s"]), per_class=metrics.per_class))
     if not rows:
-        raise FileNotFoundError(f"{root}: no Fig. 2 runs (folders fig2-<method>-h<H>-s<seed> with {TRAIN_INFO})")
+        raise FileNotFoundError(f"{root}: no Fig. 2 runs (folders fig2-<method>-h<H>-s<seed> "
+                                f"with {TRAIN_INFO})")
     return sorted(rows, key=lambda r: (r.method, r.h, r.seed))
 
 

@@ -62,7 +62,7 @@ class RunResult:
 
 
 def seeds_for(seed: int, h: int) -> dict[str, int]:
-    """Independent seeds of one run's streams (init, training docs) and of the shared curve/validation sets."""
+    """Independent seeds of one run's streams (init, training docs) and of the shared curve set."""
     return {"init": seed * 1000 + h, "data": seed * 1000 + 100 + h, "curve": 30_000 + h}
 
 
@@ -104,7 +104,8 @@ def _teacher(docs: Sequence[GraphDoc], m: int, width: int, vocab_size: int) -> t
     def ids(text: str) -> tuple[int, ...]:
         return tuple(vocab[t] for t in text.split())
 
-    dists = [next_token_distributions([ids(y) for y in d.support], d.support_logp, ids(d.target)) for d in docs]
+    dists = [next_token_distributions([ids(y) for y in d.support], d.support_logp, ids(d.target))
+             for d in docs]
     return teacher_tensor(dists, vocab_size, width)
 
 
@@ -257,7 +258,8 @@ def train_base(cfg: Fig2Config, out_root: str | Path, log: Log) -> RunResult:
              "validation_cpu_s": round(time.process_time() - c0, 1)}
     save_checkpoint(stored, path, m, info, cfg.save_dtype)
     log({"run": BASE_NAME, "saved": str(path), "train_cpu_s": info["train_cpu_s"],
-         **{f"kl_h{h}": v.kl for h, v in vals.items()}, **{f"cov16_h{h}": v.cov["cov@16"] for h, v in vals.items()}})
+         **{f"kl_h{h}": v.kl for h, v in vals.items()},
+         **{f"cov16_h{h}": v.cov["cov@16"] for h, v in vals.items()}})
     return RunResult(BASE_NAME, path, spec.steps, train_cpu, train_wall, vals[str(cfg.hs[-1])])
 
 

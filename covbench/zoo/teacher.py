@@ -4,7 +4,7 @@ The graph tasks know π_D exactly: every doc lists the responses it gives mass t
 with their log-probabilities. The next-token distribution after a prefix y_{<h} of a response is the
 conditional of that sequence-level distribution (docs/zoo.md, "Truncated per-token normalization"):
 
-    π_D(v | x, y_{<h}) = Σ_{y' ∈ S_x, y'_{<h} = y_{<h}, y'_h = v} π_D(y'|x) / Σ_{y' ∈ S_x, y'_{<h} = y_{<h}} π_D(y'|x)
+    π_D(v | x, y_{<h}) = P(y_{<h}, v) / P(y_{<h}),   P(z) = Σ_{y' ∈ S_x starting with z} π_D(y'|x)
 
 For the deterministic classes (Fig. 2 G1 and G2, Fig. 1 G1 and G2) this is a point mass on the next
 token of the target; for Fig. 2 G3 (uniform over 16 valid paths) it is 1/2 on each passable node of a

@@ -39,7 +39,7 @@ def truncation_weights(a: torch.Tensor, A: float, mask: torch.Tensor | None = No
     With C_h = Σ_{j≤h} a_j:  α_h = 1 if C_h ≤ A;  α_h = 0 if C_{h−1} > A;  α_h = (A − C_{h−1}) / a_h otherwise
     (the token whose KL crosses the cap gets the partial weight). So α_h ∈ [0, 1] and
     Σ_h α_h a_h = min(A, Σ_h a_h): the gradient sees the cumulative per-token KL stopped at log N, the
-    stopped KL of paper.md §1.3 (Prop D.10). ``mask`` (same shape, bool) marks real tokens; α is 0
+    stopped KL of the paper's Prop. D.10 (docs/zoo.md). ``mask`` (same shape, bool) marks real tokens; α is 0
     elsewhere and masked tokens add nothing to C. The result carries no gradient.
 
     >>> a = torch.tensor([[0.5, 0.0, 1.0, 2.0, 0.25]])
