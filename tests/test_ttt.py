@@ -278,3 +278,39 @@ def test_registry_ttt_block_builds_the_ttt_backend(sharp_dir: Path, tmp_path: Pa
     bad.write_text(f"models:\n  - {{name: t, pretrained: {sharp_dir}, ttt: {{lr: 0}}}}\n")
     with pytest.raises(RegistryError, match=r"field 'ttt.lr': Input should be greater than 0"):
         load_registry(bad)
+
+
+# -- end to end: registry entry -> runner -> store, exact vs sampled Pass@N under TTT ---------------------
+
+@pytest.mark.slow
+def test_runner_scores_and_samples_the_ttt_policy_consistently(tmp_path: Path) -> None:
+    """A TTT entry on 24-doc Fig. 1 tasks: its scores differ from the same weights without TTT, and its
+    exact Pass@N (every path of S_x scored with its own updates) agrees with Pass@N measured from its
+    own TTT samples within the suite's 4-standard-error check."""
+    from covbench.checks import paired_problems
+    from covbench.graphs.generator import fig1_config
+    from covbench.graphs.lmeval import DataSpec, TaskSpec, task_yaml
+    from covbench.registry import load_registry
+    from covbench.runner import run_job
+    from covbench.tiny import warm_tiny_gpt2
+
+    model_dir = warm_tiny_gpt2(tmp_path / "warm", cfg=fig1_config(), steps=120, batch_size=32, lr=6e-3)
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    data = DataSpec(family="fig1", n_layers=4, m=32, mixture="fig1_finetune", seed=11, n=24)
+    for spec in (TaskSpec("ttt_fig1", data, "loglikelihood"),
+                 TaskSpec("ttt_fig1_sample", data, "sample", repeats=24, pairs_with="ttt_fig1")):
+        (tasks / f"{spec.name}.yaml").write_text(task_yaml(spec))
+    reg_path = tmp_path / "models.yaml"
+    reg_path.write_text(f"models:\n  - {{name: plain, pretrained: {model_dir}}}\n"
+                        f"  - {{name: ttt, pretrained: {model_dir}, ttt: {{lr: 0.05}}}}\n")
+    reg = load_registry(reg_path)
+    results = tmp_path / "results"
+    plain = run_job(reg.get("plain"), "ttt_fig1", results, tasks_dir=tasks).record
+    ttt = run_job(reg.get("ttt"), "ttt_fig1", results, tasks_dir=tasks).record
+    assert ttt.docs is not None and plain.docs is not None
+    assert max(abs(a - b) for a, b in zip(ttt.docs.logp_model, plain.docs.logp_model)) > 1e-3
+    assert 0.02 < ttt.metrics["pass_exact@1"].value < 0.98  # an informative comparison, not 0 vs 0
+    sampled = run_job(reg.get("ttt"), "ttt_fig1_sample", results, tasks_dir=tasks).record
+    assert sampled.samples is not None and sampled.samples.n == 24
+    assert paired_problems(sampled, reg.get("ttt"), results, tasks_dir=tasks) == []

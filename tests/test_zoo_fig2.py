@@ -306,3 +306,27 @@ def test_shared_prompt_scoring_equals_padded_batches(arch: str):
         want = response_logp(model, [encode(d, m, response=y) for y in d.support], vocabulary(m)[PAD])
         assert len(values) == len(d.support)
         np.testing.assert_allclose(values, want, atol=1e-4)
+
+
+def test_table_skips_runs_still_training_and_names_a_broken_file(tmp_path: Path):
+    from covbench.zoo.fig2_table import run_rows
+
+    def write(name: str, info: dict | str) -> Path:
+        (tmp_path / name).mkdir()
+        path = tmp_path / name / "covbench_train.json"
+        path.write_text(info if isinstance(info, str) else json.dumps(info))
+        return path
+
+    val = {"kl": 2.0, "cov": {"cov@16": 0.5}, "ce": 2.0, "n_docs": 3,
+           "per_class": {"G1": {"kl": 1.0, "cov@16": 0.0, "ce": 1.0, "n": 1.0}}}
+    write("fig2-sgd-h8-s0", {"run": "fig2-sgd-h8-s0", "method": "sgd", "H": 8, "seed": 0, "train_cpu_s": 1.0,
+                             "validation": val})
+    write("fig2-sgd-h8-s1", {"run": "fig2-sgd-h8-s1", "method": "sgd", "H": 8, "seed": 1, "train_cpu_s": 1.0})
+    rows = run_rows(tmp_path)
+    assert [r.run for r in rows] == ["fig2-sgd-h8-s0"] and rows[0].ratio == pytest.approx(4.0)
+    bad = write("fig2-sgd-h8-s2", "{not json")
+    with pytest.raises(ValueError, match=rf"^{bad}: not readable JSON"):
+        run_rows(tmp_path)
+    bad.write_text(json.dumps({"run": "x", "validation": val}))
+    with pytest.raises(ValueError, match=r"field 'method' is missing"):
+        run_rows(tmp_path)

@@ -53,6 +53,7 @@ class GroupRow:
     cov16: tuple[float, float, float]
     ratio: tuple[float, float, float]
     train_cpu_s: float  # summed over the seeds
+    class_kl: dict[str, tuple[float, float, float]]  # per class: (median, low, high) of the class mean KL
 
 
 def band(values: Sequence[float]) -> tuple[float, float, float]:
@@ -68,28 +69,46 @@ def band(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def run_rows(root: str | Path, rescore: bool = False, n_per_class: int | None = None) -> list[RunRow]:
-    """Every stage-2 run under ``root`` (folders ``fig2-<method>-h<H>-s<seed>``), by method, H, seed."""
+    """Every finished stage-2 run under ``root`` (folders ``fig2-<method>-h<H>-s<seed>``), by method, H, seed.
+
+    A run whose ``covbench_train.json`` has no validation numbers yet (still training) is left out; a
+    file that cannot be read raises a one-line ``ValueError`` naming the file and the field.
+    """
     rows = []
     for path in sorted(Path(root).glob("fig2-*-h*-s*")):
         info_path = path / TRAIN_INFO
         if not info_path.exists():
             continue
-        info = json.loads(info_path.read_text())
-        if rescore:
-            cfg = Fig2Config.model_validate(info["config"])
-            m = cfg.m
-            metrics = evaluate_docs(load_checkpoint(path), validation_docs(cfg, info["H"], n_per_class), m,
-                                    vocabulary(m)[PAD])
-        else:
-            metrics = Fig2Metrics.from_dict(info["validation"])
-        cov16 = metrics.cov["cov@16"]
-        rows.append(RunRow(run=info["run"], method=info["method"], h=int(info["H"]), seed=int(info["seed"]),
-                           kl=metrics.kl, cov16=cov16, ratio=ratio(metrics.kl, cov16),
-                           train_cpu_s=float(info["train_cpu_s"]), per_class=metrics.per_class))
+        info = _read_info(info_path)
+        if "validation" not in info:
+            continue
+        try:
+            if rescore:
+                cfg = Fig2Config.model_validate(info["config"])
+                metrics = evaluate_docs(load_checkpoint(path), validation_docs(cfg, info["H"], n_per_class),
+                                        cfg.m, vocabulary(cfg.m)[PAD])
+            else:
+                metrics = Fig2Metrics.from_dict(info["validation"])
+            cov16 = metrics.cov["cov@16"]
+            rows.append(RunRow(run=info["run"], method=info["method"], h=int(info["H"]), seed=int(info["seed"]),
+                               kl=metrics.kl, cov16=cov16, ratio=ratio(metrics.kl, cov16),
+                               train_cpu_s=float(info["train_cpu_s"]), per_class=metrics.per_class))
+        except KeyError as e:
+            raise ValueError(f"{info_path}: field {e.args[0]!r} is missing") from None
     if not rows:
-        raise FileNotFoundError(f"{root}: no Fig. 2 runs (folders fig2-<method>-h<H>-s<seed> "
-                                f"with {TRAIN_INFO})")
+        raise FileNotFoundError(f"{root}: no finished Fig. 2 runs (folders fig2-<method>-h<H>-s<seed> "
+                                f"whose {TRAIN_INFO} has validation numbers)")
     return sorted(rows, key=lambda r: (r.method, r.h, r.seed))
+
+
+def _read_info(path: Path) -> dict:
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not readable JSON ({type(e).__name__})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return info
 
 
 def group_rows(rows: Sequence[RunRow]) -> list[GroupRow]:
@@ -99,7 +118,9 @@ def group_rows(rows: Sequence[RunRow]) -> list[GroupRow]:
         mine = [r for r in rows if r.method == method and r.h == h]
         out.append(GroupRow(method=method, h=h, n_seeds=len(mine), kl=band([r.kl for r in mine]),
                             cov16=band([r.cov16 for r in mine]), ratio=band([r.ratio for r in mine]),
-                            train_cpu_s=sum(r.train_cpu_s for r in mine)))
+                            train_cpu_s=sum(r.train_cpu_s for r in mine),
+                            class_kl={c: band([r.per_class[c]["kl"] for r in mine if c in r.per_class])
+                                      for c in sorted({c for r in mine for c in r.per_class})}))
     return out
 
 
@@ -108,7 +129,9 @@ def base_rows(root: str | Path) -> dict[int, Fig2Metrics]:
     path = Path(root) / BASE_NAME / TRAIN_INFO
     if not path.exists():
         return {}
-    info = json.loads(path.read_text())
+    info = _read_info(path)
+    if "validation_by_H" not in info:
+        return {}
     return {int(h): Fig2Metrics.from_dict(v) for h, v in info["validation_by_H"].items()}
 
 
@@ -126,15 +149,17 @@ def _cell(t: tuple[float, float, float], digits: int = 3) -> str:
 
 def render_markdown(groups: Sequence[GroupRow], base: dict[int, Fig2Metrics]) -> str:
     """The report table: median [low, high] across seeds per (method, H), then the stage-1 model per H."""
-    lines = ["| method | H | seeds | KL | Cov_16 | KL/Cov_16 | train CPU s (all seeds) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| method | H | seeds | KL | Cov_16 | KL/Cov_16 | KL of G1 / G2 / G3 (medians) "
+             "| train CPU s (all seeds) |", "|---|---|---|---|---|---|---|---|"]
     for g in groups:
+        by_class = " / ".join(_fmt(g.class_kl[c][0], 2) for c in ("G1", "G2", "G3") if c in g.class_kl)
         lines.append(f"| {g.method} | {g.h} | {g.n_seeds} | {_cell(g.kl)} | {_cell(g.cov16, 4)} | "
-                     f"{_cell(g.ratio, 1)} | {g.train_cpu_s:.0f} |")
+                     f"{_cell(g.ratio, 1)} | {by_class} | {g.train_cpu_s:.0f} |")
     for h, v in sorted(base.items()):
         c16 = v.cov["cov@16"]
+        by_class = " / ".join(_fmt(v.per_class[c]["kl"], 2) for c in ("G1", "G2", "G3") if c in v.per_class)
         lines.append(f"| {BASE_NAME} (stage 1) | {h} | 1 | {_fmt(v.kl)} | {_fmt(c16, 4)} | "
-                     f"{_fmt(ratio(v.kl, c16), 1)} | |")
+                     f"{_fmt(ratio(v.kl, c16), 1)} | {by_class} | |")
     return "\n".join(lines) + "\n"
 
 
