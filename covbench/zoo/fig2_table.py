@@ -107,7 +107,7 @@ def _read_info(path: Path) -> dict:
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not readable JSON ({type(e).__name__})") from None
     if not isinstance(info, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+        raise ValueError(f"{path}: expected a JSON object")  # noqa: TRY004 (bad input: one-line ValueError)
     return info
 
 
@@ -149,8 +149,9 @@ def _cell(t: tuple[float, float, float], digits: int = 3) -> str:
 
 def render_markdown(groups: Sequence[GroupRow], base: dict[int, Fig2Metrics]) -> str:
     """The report table: median [low, high] across seeds per (method, H), then the stage-1 model per H."""
-    lines = ["| method | H | seeds | KL | Cov_16 | KL/Cov_16 | KL of G1 / G2 / G3 (medians) "
-             "| train CPU s (all seeds) |", "|---|---|---|---|---|---|---|---|"]
+    head = ("| method | H | seeds | KL | Cov_16 | KL/Cov_16 | KL of G1 / G2 / G3 (medians) "
+            "| train CPU s (all seeds) |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for g in groups:
         by_class = " / ".join(_fmt(g.class_kl[c][0], 2) for c in ("G1", "G2", "G3") if c in g.class_kl)
         lines.append(f"| {g.method} | {g.h} | {g.n_seeds} | {_cell(g.kl)} | {_cell(g.cov16, 4)} | "
