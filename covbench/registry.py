@@ -96,7 +96,6 @@ class ModelSpec(_Spec):
     trust_remote_code: bool = False
     chat_template: bool = False
     generation: GenerationDefaults | None = None
-    ttt: TTTSpec | None = None  # test-time-training decoding (scoring and sampling); None: plain decoding
     family: str | None = Field(None, min_length=1)
     step: int | None = Field(None, ge=0)
     description: str = ""
@@ -104,6 +103,7 @@ class ModelSpec(_Spec):
     default: bool = False
     tasks: list[str] | None = None  # suite tasks this model runs by default (None: every suite task)
     floors: dict[str, dict[str, float]] = Field(default_factory=dict)
+    ttt: TTTSpec | None = None  # test-time-training decoding (scoring and sampling); None: plain decoding
 
     _source: Source = PrivateAttr()
 

@@ -21,7 +21,7 @@ INVALID: dict[str, str] = {
     "unknown_key": "model 'a' (entry 0): field 'batchsize': unknown key; did you mean 'batch_size'? (allowed: "
                    "name, backend, pretrained, revision, gguf_file, dtype, batch_size, max_length, "
                    "trust_remote_code, chat_template, generation, family, step, description, tags, "
-                   "default, tasks, floors)",
+                   "default, tasks, floors, ttt)",
     "duplicate_name": "model 'a' (entry 2): field 'name': duplicate name (entry 0 has it too)",
     "blank_name": "entry 0: field 'name': must not be blank",
     "gguf_file_with_file_pretrained": "model 'a' (entry 0): field 'gguf_file': 'tiny.gguf' is a file; "
