@@ -330,3 +330,15 @@ def test_table_skips_runs_still_training_and_names_a_broken_file(tmp_path: Path)
     bad.write_text(json.dumps({"run": "x", "validation": val}))
     with pytest.raises(ValueError, match=r"field 'method' is missing"):
         run_rows(tmp_path)
+
+
+def test_a_diverging_run_is_recorded_with_missing_numbers_not_a_crash(tmp_path: Path, capsys):
+    out = tmp_path / "fig2"
+    assert cli.main(["train", "--preset", "fig2-tiny", "--out", str(out), "--phase", "runs", "--method", "sgd",
+                     "--h", "4", "--set", "base=null", "--set", "methods.sgd.lr=1e12"]) == 0
+    info = json.loads((out / "fig2-sgd-h4-s0" / "covbench_train.json").read_text())
+    assert info["diverged"] is True and info["step"] < info["steps"]
+    assert math.isnan(info["validation"]["kl"]) and math.isnan(info["validation"]["cov"]["cov@16"])
+    capsys.readouterr()
+    assert cli.main(["fig2-table", "--dir", str(out)]) == 0
+    assert "| sgd | 4 | 1 (1 diverged) | NaN [NaN, NaN]" in capsys.readouterr().out

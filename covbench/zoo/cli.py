@@ -43,12 +43,20 @@ def _override(cfg: ZooConfig | Fig2Config, items: list[str]) -> ZooConfig | Fig2
             node = node[s]
         if field not in node:
             raise ValueError(f"--set {item!r}: no config field {key!r}")
-        node[field] = json.loads(value) if value[:1] in "0123456789-[{tf\"" and value not in ("-",) else value
+        node[field] = _value(value)
     try:
         return type(cfg).model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
         raise ValueError(f"--set: field '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
+
+
+def _value(text: str) -> Any:
+    """A ``--set`` value: JSON when it parses (numbers, true/false, null, lists, objects), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _logger(path: Path | None):  # type: ignore[no-untyped-def]

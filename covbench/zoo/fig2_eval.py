@@ -48,6 +48,15 @@ class Fig2Metrics:
         return asdict(self)
 
     @classmethod
+    def missing(cls, docs: Sequence[GraphDoc]) -> Fig2Metrics:
+        """Every number NaN (a model with non-finite weights has no distribution to measure)."""
+        classes = sorted({d.cls for d in docs})
+        return cls(kl=math.nan, cov={metric_key("cov", n): math.nan for n in COV_NS}, ce=math.nan,
+                   per_class={c: {"kl": math.nan, "cov@16": math.nan, "ce": math.nan,
+                                  "n": float(sum(d.cls == c for d in docs))} for c in classes},
+                   n_docs=len(docs))
+
+    @classmethod
     def from_dict(cls, d: dict) -> Fig2Metrics:
         return cls(kl=float(d["kl"]), cov={k: float(v) for k, v in d["cov"].items()}, ce=float(d["ce"]),
                    per_class={c: {k: float(v) for k, v in row.items()} for c, row in d["per_class"].items()},
@@ -129,8 +138,17 @@ def shared_prompt_logp(model: torch.nn.Module, prompt: Sequence[int], responses:
 
 
 def evaluate_docs(model: torch.nn.Module, docs: Sequence[GraphDoc], m: int, pad_id: int) -> Fig2Metrics:
-    """Score every support response of ``docs`` and summarise (µ-weighted and per class)."""
-    return metrics_from_logp(docs, score_supports(model, docs, m, pad_id))
+    """Score every support response of ``docs`` and summarise (µ-weighted and per class).
+
+    A diverged model (weights or scores not finite, or NaN) gets :meth:`Fig2Metrics.missing`: it has no
+    distribution to measure, and a NaN is never turned into a number.
+    """
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return Fig2Metrics.missing(docs)
+    scores = score_supports(model, docs, m, pad_id)
+    if any(math.isnan(v) for row in scores for v in row):
+        return Fig2Metrics.missing(docs)
+    return metrics_from_logp(docs, scores)
 
 
 def ratio(kl: float, cov16: float) -> float:

@@ -40,6 +40,7 @@ class RunRow:
     ratio: float
     train_cpu_s: float
     per_class: dict[str, dict[str, float]]
+    diverged: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class GroupRow:
     ratio: tuple[float, float, float]
     train_cpu_s: float  # summed over the seeds
     class_kl: dict[str, tuple[float, float, float]]  # per class: (median, low, high) of the class mean KL
+    n_diverged: int = 0  # seeds whose weights stopped being finite (their numbers are NaN, left out of bands)
 
 
 def band(values: Sequence[float]) -> tuple[float, float, float]:
@@ -92,7 +94,8 @@ def run_rows(root: str | Path, rescore: bool = False, n_per_class: int | None = 
             cov16 = metrics.cov["cov@16"]
             rows.append(RunRow(run=info["run"], method=info["method"], h=int(info["H"]), seed=int(info["seed"]),
                                kl=metrics.kl, cov16=cov16, ratio=ratio(metrics.kl, cov16),
-                               train_cpu_s=float(info["train_cpu_s"]), per_class=metrics.per_class))
+                               train_cpu_s=float(info["train_cpu_s"]), per_class=metrics.per_class,
+                               diverged=bool(info.get("diverged", False))))
         except KeyError as e:
             raise ValueError(f"{info_path}: field {e.args[0]!r} is missing") from None
     if not rows:
@@ -120,7 +123,8 @@ def group_rows(rows: Sequence[RunRow]) -> list[GroupRow]:
                             cov16=band([r.cov16 for r in mine]), ratio=band([r.ratio for r in mine]),
                             train_cpu_s=sum(r.train_cpu_s for r in mine),
                             class_kl={c: band([r.per_class[c]["kl"] for r in mine if c in r.per_class])
-                                      for c in sorted({c for r in mine for c in r.per_class})}))
+                                      for c in sorted({c for r in mine for c in r.per_class})},
+                            n_diverged=sum(r.diverged for r in mine)))
     return out
 
 
@@ -154,7 +158,8 @@ def render_markdown(groups: Sequence[GroupRow], base: dict[int, Fig2Metrics]) ->
     lines = [head, "|---|---|---|---|---|---|---|---|"]
     for g in groups:
         by_class = " / ".join(_fmt(g.class_kl[c][0], 2) for c in ("G1", "G2", "G3") if c in g.class_kl)
-        lines.append(f"| {g.method} | {g.h} | {g.n_seeds} | {_cell(g.kl)} | {_cell(g.cov16, 4)} | "
+        seeds = f"{g.n_seeds} ({g.n_diverged} diverged)" if g.n_diverged else str(g.n_seeds)
+        lines.append(f"| {g.method} | {g.h} | {seeds} | {_cell(g.kl)} | {_cell(g.cov16, 4)} | "
                      f"{_cell(g.ratio, 1)} | {by_class} | {g.train_cpu_s:.0f} |")
     for h, v in sorted(base.items()):
         c16 = v.cov["cov@16"]

@@ -170,13 +170,17 @@ def train_run(cfg: Fig2Config, method_name: str, h: int, seed: int, out_root: st
         window.append(train_step(model, opt, stream.take(cfg.batch_size), method, m, pad_id))
         train_cpu += time.process_time() - c0
         train_wall += time.time() - w0
-        if step in at:
+        diverged = not (math.isfinite(window[-1].nll) and math.isfinite(window[-1].update.grad_norm)
+                        and _finite(model))
+        if step in at or diverged:
             point = _curve_point(model, curve_docs, m, pad_id, step, window)
             curve.append(point)
             log({"run": name, **point, "train_cpu_s": round(train_cpu, 1)})
             window = []
+        if diverged:  # the loss or the weights are no longer finite: nothing left to train
+            break
     info = {"run": name, "method": method_name, "method_spec": method.model_dump(), "H": h, "seed": seed,
-            "step": cfg.steps, "steps": cfg.steps, "batch_size": cfg.batch_size,
+            "step": step, "steps": cfg.steps, "diverged": diverged, "batch_size": cfg.batch_size,
             "train_cpu_s": round(train_cpu, 1), "train_wall_s": round(train_wall, 1), "curve": curve,
             "seeds": seeds, "init": BASE_NAME if cfg.base is not None else "random",
             "config": cfg.model_dump(mode="json")}
@@ -184,11 +188,17 @@ def train_run(cfg: Fig2Config, method_name: str, h: int, seed: int, out_root: st
     stored = load_checkpoint(path)  # every reported number is measured on the stored, rounded weights
     c0 = time.process_time()
     val = evaluate_docs(stored, validation_docs(cfg, h), m, pad_id)
-    info |= {"validation": val.to_dict(), "validation_cpu_s": round(time.process_time() - c0, 1)}
+    diverged = diverged or math.isnan(val.kl)  # e.g. weights that overflow float16 when stored
+    info |= {"validation": val.to_dict(), "validation_cpu_s": round(time.process_time() - c0, 1),
+             "diverged": diverged}
     save_checkpoint(stored, path, m, info, cfg.save_dtype)  # same weights (already rounded), with the numbers
     log({"run": name, "saved": str(path), "train_cpu_s": info["train_cpu_s"], "kl": val.kl,
-         "cov@16": val.cov.get("cov@16", math.nan)})
-    return RunResult(name, path, cfg.steps, train_cpu, train_wall, val)
+         "cov@16": val.cov.get("cov@16", math.nan), "diverged": diverged})
+    return RunResult(name, path, step, train_cpu, train_wall, val)
+
+
+def _finite(model: PreTrainedModel) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def _initial_model(cfg: Fig2Config, out_root: str | Path, init_seed: int) -> PreTrainedModel:
