@@ -231,8 +231,9 @@ class _Trie:
 class TTTLM(HFLM):
     """lm-eval's HF backend with test-time-training decoding (``ttt_lr``, ``ttt_project``, ``ttt_reset``).
 
-    Built by :func:`covbench.backends.factory.make_lm` for a registry entry with a ``ttt`` block; also
-    usable from the stock CLI as ``--model hf-ttt --model_args pretrained=DIR,ttt_lr=0.1``.
+    Built by :func:`covbench.backends.factory.make_lm` for a registry entry with a ``ttt`` block. Importing
+    this module registers it with lm-eval as ``hf-ttt`` (``simple_evaluate(model="hf-ttt",
+    model_args="pretrained=DIR,ttt_lr=0.001")``).
     """
 
     def __init__(self, ttt_lr: float = 0.0, ttt_project: float | None = None, ttt_reset: str = "per_sequence",
