@@ -7,8 +7,11 @@ Options (group ``covbench``)::
     --models-file PATH   registry YAML (default: models.yaml in the pytest rootdir)
     --results-dir PATH   results store (default: results/ in the pytest rootdir)
     --tasks A,B          suite tasks to run (default: all)
-    --tasks-dir PATH     folder of lm-eval task YAMLs (default: the project's tasks/)
+    --tasks-dir PATH     folder of lm-eval task YAMLs (default: the tasks shipped with covbench)
     --samples-n N        sampled generations per prompt, overriding the tasks' own n
+    --executor NAME      where jobs run: local (this process; -n N for more) or ray (docs/executors.md)
+    --ray-address ADDR   --executor ray: an existing cluster ("auto", HOST:PORT); default: start one
+    --ray-retries N      --executor ray: restarts of a lost worker before its job fails (default 3)
 
 ``--model`` values are checked against the registry in ``pytest_configure``: an unknown name stops the
 run with a usage error and a "did you mean". The registry is loaded only when ``--model`` or
@@ -16,9 +19,10 @@ run with a usage error and a "did you mean". The registry is loaded only when ``
 
 The session lives in ``config.stash[SESSION_KEY]``. Tests use the fixtures ``covbench_session``,
 ``covbench_registry``, ``covbench_specs``, ``covbench_results_dir``, ``covbench_tasks``,
-``covbench_samples_n``, ``covbench_lm`` (spec -> cached lm-eval LM) and ``covbench_record``
-(report a stored run for the terminal summary, xdist-safe); a test with a ``covbench_spec`` argument is
-parametrised over the selected models, one test id per model name.
+``covbench_samples_n``, ``covbench_lm`` (spec -> cached lm-eval LM), ``covbench_executor`` (runs a job
+where ``--executor`` says, :mod:`covbench.executors`) and ``covbench_record`` (report a stored run for the
+terminal summary, xdist-safe); a test with a ``covbench_spec`` argument is parametrised over the selected
+models, one test id per model name.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ class CovbenchSession:
     tasks: list[str] | None = None  # None = every suite task
     samples_n: int | None = None
     tasks_dir: Path | None = None  # None = the project's tasks/
+    executor_name: str = "local"
+    ray_address: str | None = None
+    ray_retries: int = 3
+    executor: Any = None  # the Ray executor, built in pytest_configure (local: per process, by the fixture)
     results: list[Any] = field(default_factory=list)
     _registry: Registry | None = None
     _specs: list[ModelSpec] | None = None
@@ -83,24 +91,24 @@ class CovbenchSession:
         if not self.results:
             return
         from covbench.report import render
-        from covbench.store import StoreError, read_run
+        from covbench.store import catalog
 
-        records, pairs, notes = [], {}, []
-        for run in self.results:
-            try:
-                records.append(read_run(Path(run["path"])))
-            except StoreError as e:
-                notes.append(str(e))
-                continue
-            if run.get("pairs_with"):
-                pairs[run["task"]] = run["pairs_with"]
-            notes.append(run["message"])
-        tr.write_sep("=", f"covbench: {len(records)} results in {self.results_dir}")
-        tr.write_line(render(records, pairs))
+        cat = catalog(self.results_dir)
+        wanted = {(run["model"], run["task"]) for run in self.results}
+        session = cat.subset([i for i in range(len(cat)) if (cat.model(i), cat.task(i)) in wanted])
+        tr.write_sep("=", f"covbench: {len(session)} results in {self.results_dir}")
+        tr.write_line(render(session))
         tr.write_line("")
-        for note in notes:
-            tr.write_line(note)
-
+        seen = set()
+        for run in self.results:
+            if run["message"] not in seen:
+                seen.add(run["message"])
+                tr.write_line(run["message"])
+        for err in session.errors:
+            tr.write_line(f"unreadable: {err}")
+        line = self.executor.summary() if self.executor is not None else None
+        if line:
+            tr.write_line(line)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect stored runs from test reports (they cross from xdist workers to the controller)."""
@@ -125,6 +133,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _task_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -140,9 +158,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tasks", default=None, type=_task_list, metavar="A,B", dest="covbench_tasks",
                     help="comma-separated suite tasks to run (default: all)")
     group.addoption("--tasks-dir", default=None, metavar="PATH", dest="covbench_tasks_dir",
-                    help="folder of lm-eval task YAMLs for the suite (default: the project's tasks/)")
+                    help="folder of lm-eval task YAMLs for the suite (default: the tasks shipped with covbench)")
     group.addoption("--samples-n", default=None, type=_positive_int, metavar="N", dest="covbench_samples_n",
                     help="sampled generations per prompt (overrides each task's n)")
+    group.addoption("--executor", default="local", choices=["local", "ray"], dest="covbench_executor",
+                    help="where (model, task) jobs run: local (default; -n N for processes) or ray")
+    group.addoption("--ray-address", default=None, metavar="ADDR", dest="covbench_ray_address",
+                    help="--executor ray: existing cluster ('auto' or HOST:PORT); default: start a local one")
+    group.addoption("--ray-retries", default=3, type=_non_negative_int, metavar="N", dest="covbench_ray_retries",
+                    help="--executor ray: restarts of a lost worker or node before its job fails (default 3)")
 
 
 def _path_option(config: pytest.Config, value: str | None, default: str) -> Path:
@@ -162,6 +186,9 @@ def pytest_configure(config: pytest.Config) -> None:
         samples_n=option.covbench_samples_n,
         tasks_dir=(None if option.covbench_tasks_dir is None
                    else _path_option(config, option.covbench_tasks_dir, "tasks")),
+        executor_name=option.covbench_executor,
+        ray_address=option.covbench_ray_address,
+        ray_retries=option.covbench_ray_retries,
     )
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "covbench-session")  # receives pytest_runtest_logreport
@@ -169,6 +196,47 @@ def pytest_configure(config: pytest.Config) -> None:
         _ = session.specs  # fail now, before collection, on a bad file or an unknown --model
     if session.tasks:
         _check_tasks(session)
+    if session.executor_name == "ray":
+        _start_ray(config, session)
+
+
+def _start_ray(config: pytest.Config, session: CovbenchSession) -> None:
+    """Connect the Ray executor before collection, so a bad address is a usage error, not N failures."""
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker (defensive: the controller has already refused -n below)
+    if getattr(config.option, "numprocesses", None):
+        raise pytest.UsageError("--executor ray runs every job on the Ray cluster from this one process; "
+                                "drop -n (pytest-xdist)")
+    from covbench.executors import ExecutorError, make_executor
+
+    def report(line: str) -> None:
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(line)
+
+    try:
+        session.executor = make_executor("ray", address=session.ray_address, retries=session.ray_retries,
+                                         report=report, base_dir=session.models_file.parent)
+    except ExecutorError as e:
+        raise pytest.UsageError(str(e)) from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under ``--executor ray``, hand every collected (model, task) job to the cluster at once."""
+    cov = session.config.stash.get(SESSION_KEY, None)
+    if cov is None or cov.executor is None:
+        return
+    from covbench.executors.base import Job
+    from covbench.runner import TASKS_DIR
+
+    jobs = []
+    for item in session.items:
+        job = getattr(getattr(item, "callspec", None), "params", {}).get("job")
+        if isinstance(job, tuple) and len(job) == 2 and isinstance(job[0], ModelSpec):
+            jobs.append(Job(job[0], job[1]))
+    if jobs:
+        cov.results_dir.mkdir(parents=True, exist_ok=True)
+        cov.executor.start(jobs, cov.results_dir, n=cov.samples_n, tasks_dir=cov.tasks_dir or TASKS_DIR)
 
 
 def _check_tasks(session: CovbenchSession) -> None:
@@ -216,12 +284,22 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    scope_of = model_scopes(config.stash[SESSION_KEY].specs)
+
     class ModelScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             model = job_model(nodeid)
-            return nodeid if model is None else f"model:{model}"
+            return nodeid if model is None else scope_of.get(model, f"model:{model}")
 
     return ModelScheduling(config, log)
+
+
+def model_scopes(specs: list[ModelSpec]) -> dict[str, str]:
+    """Each model's scheduling scope: its policy family (entries that differ only in ``generation``
+    share one model object and one forward pass, docs/policies.md), else the model itself."""
+    from covbench.backends.factory import family_key
+
+    return {s.name: f"family:{family_key(s)}" if s.backend == "hf-fast" else f"model:{s.name}" for s in specs}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -237,6 +315,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is not None and session.executor is not None:
+        session.executor.close()  # releases workers; stops a Ray cluster started for this run
     # Free the loaded models only if the factory was ever imported (it imports lm-eval lazily).
     import sys
 
@@ -285,11 +366,35 @@ def covbench_samples_n(covbench_session: CovbenchSession) -> int | None:
 
 
 @pytest.fixture(scope="session")
-def covbench_lm() -> Callable[[ModelSpec], Any]:
-    """``covbench_lm(spec)`` -> the lm-eval LM for ``spec``, loaded once per pytest process."""
-    from covbench.backends.factory import get_lm
+def covbench_lm(covbench_specs: list[ModelSpec]) -> Callable[[ModelSpec], Any]:
+    """``covbench_lm(spec)`` -> the lm-eval LM for ``spec``, loaded once per pytest process.
 
-    return get_lm
+    The first call for an ``hf-fast`` entry builds every selected entry of its policy family with it
+    (:func:`covbench.backends.factory.get_lms`), so the first scoring job scores all their policies in
+    one forward pass and the others read the answers back.
+    """
+    from covbench.backends.factory import get_lm, get_lms
+
+    scopes = model_scopes(covbench_specs)
+
+    def lm(spec: ModelSpec) -> Any:
+        if spec.backend == "hf-fast" and spec.name in scopes:
+            get_lms([s for s in covbench_specs if scopes[s.name] == scopes[spec.name]])
+        return get_lm(spec)
+
+    return lm
+
+
+@pytest.fixture(scope="session")
+def covbench_executor(covbench_session: CovbenchSession, covbench_lm: Callable[[ModelSpec], Any]) -> Any:
+    """Runs one (model, task) job where ``--executor`` says: ``covbench_executor.run_job(spec, task,
+    results_dir, n=..., tasks_dir=...)`` -> ``covbench.runner.RunOutcome`` (same outcome, messages and
+    one-line exceptions as :func:`covbench.runner.run_job`)."""
+    if covbench_session.executor is not None:
+        return covbench_session.executor
+    from covbench.executors.local import LocalExecutor
+
+    return LocalExecutor(get_lm=covbench_lm, base_dir=covbench_session.models_file.parent)
 
 
 @pytest.fixture
@@ -299,7 +404,7 @@ def covbench_record(request: pytest.FixtureRequest) -> Callable[[Any], None]:
 
     def record(outcome: Any) -> None:
         value = {"path": str(outcome.path), "task": outcome.record.task, "model": outcome.record.model,
-                 "pairs_with": getattr(outcome, "pairs_with", None), "message": outcome.message}
+                 "message": outcome.message}
         request.node.user_properties.append((RUN_PROPERTY, value))
 
     return record

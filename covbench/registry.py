@@ -7,7 +7,9 @@ YAML file's folder, never the CWD; ``pkg:DIST/PATH`` names a file inside an inst
 
     models.yaml: model 'tiny' (entry 2): field 'batch_size': Input should be greater than or equal to 1 (got 0)
 
-Entries are numbered from 0, in file order. ``covbench validate [PATH]`` runs the same loader.
+Entries are numbered from 0, in file order. ``covbench validate [PATH]`` runs the same loader. The file is
+read by :func:`covbench.yamlio.read_yaml` (size, nesting and alias limits; duplicate and non-string keys
+are errors); docs/errors.md lists every kind of message.
 
 >>> import tempfile, pathlib
 >>> d = pathlib.Path(tempfile.mkdtemp())
@@ -19,15 +21,17 @@ Entries are numbered from 0, in file order. ``covbench validate [PATH]`` runs th
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import math
-import re
+import reprlib
 import sys
+import types
+import typing
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -38,15 +42,15 @@ from pydantic import (
     model_validator,
 )
 
+from covbench.backends.adapters import check_adapter_folder
 from covbench.backends.sources import Source, SourceError, resolve_source
 from covbench.records import split_key
+from covbench.yamlio import YamlError, one_line, printable, read_yaml
 
 DEFAULT_REGISTRY = Path("models.yaml")
 SELECTORS = ("all", "default")  # reserved selector words, never model or family names
 
 # Metric names a floor may gate on (keys as in covbench/records.py); curves need "@N".
-_SCALAR_METRICS = {"ce", "ce_per_token", "bpb", "kl"}
-_CURVE_METRICS = {"cov", "pass_exact", "pass_sampled", "pass_pred", "pass_pred_lo", "pass_pred_hi"}
 
 
 class RegistryError(Exception):
@@ -54,7 +58,19 @@ class RegistryError(Exception):
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        # pydantic's lax mode reads true as 1 and false as 0: "step: true" is a mistake, not step 1.
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                where = _bool_where_number(field.annotation, data.get(name))
+                if where is not None:
+                    raise _FieldError(name + where, "Input should be a number, got a boolean (YAML reads "
+                                                    "unquoted true/false/yes/no/on/off as booleans)")
+        return data
 
 
 class GenerationDefaults(_Spec):
@@ -64,6 +80,29 @@ class GenerationDefaults(_Spec):
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=1)
     max_gen_toks: int | None = Field(None, ge=1)
+    min_p: float | None = Field(None, ge=0, le=1)
+
+
+class QuantizeSpec(_Spec):
+    """A weight-only, group-wise quantized variant made at load time from the base weights (torchao;
+    covbench/backends/quantize.py, docs/policies.md)."""
+
+    bits: int = Field(ge=2, le=8)
+    group_size: int = Field(ge=2, description="consecutive input columns sharing one scale; must divide "
+                                                "every quantized layer's input width")
+    scheme: Literal["sym", "asym"] = "sym"
+
+
+class ResourceSpec(_Spec):
+    """What each worker that serves this model holds on a cluster (``--executor ray``; docs/executors.md).
+
+    Ray's ``num_cpus``, ``num_gpus`` and ``memory`` of the worker that loads the model once and runs
+    all its tasks. Resources never change a score (not in ``spec_hash``).
+    """
+
+    cpus: float = Field(1.0, ge=0, description="CPU cores the worker holds")
+    gpus: float = Field(0.0, ge=0, description="GPUs the worker holds (fractions share one GPU)")
+    memory_gb: float | None = Field(None, gt=0, description="memory reserved for the worker, GiB (None: none)")
 
 
 class TTTSpec(_Spec):
@@ -98,19 +137,32 @@ class ModelSpec(_Spec):
     generation: GenerationDefaults | None = None
     family: str | None = Field(None, min_length=1)
     step: int | None = Field(None, ge=0)
+    axis: str | None = Field(None, min_length=1, description="what the family varies: 'temperature', 'bits', ...")
+    x: float | None = Field(None, description="this member's position on the family's axis (default: step)")
     description: str = ""
     tags: list[str] = Field(default_factory=list)
     default: bool = False
     tasks: list[str] | None = None  # suite tasks this model runs by default (None: every suite task)
     floors: dict[str, dict[str, float]] = Field(default_factory=dict)
+    quantize: QuantizeSpec | None = None
+    adapter: str | None = Field(None, min_length=1)   # peft adapter folder, relative to the registry file
+    resources: ResourceSpec | None = None  # a cluster worker's share (docs/executors.md); None: 1 CPU
     ttt: TTTSpec | None = None  # test-time-training decoding (scoring and sampling); None: plain decoding
 
     _source: Source = PrivateAttr()
+    _adapter_path: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo) -> ModelSpec:
         if not self.name.strip():
             raise _FieldError("name", "must not be blank")
+        for field, text in (("name", self.name), ("family", self.family), *(("tasks", t) for t in self.tasks or ())):
+            if text is not None and not text.isprintable():  # names become test ids, file names, table cells
+                raise _FieldError(field, f"must not contain control characters (got {_short(text)})")
+        if (self.axis is not None or self.x is not None) and self.family is None:
+            raise _FieldError("axis" if self.axis is not None else "x", "requires family (the family it places the model in)")
+        if self.x is not None and not math.isfinite(self.x):
+            raise _FieldError("x", f"must be a finite number, got {self.x}")
         if self.step is not None and self.family is None:
             raise _FieldError("step", "step requires family (the training run it is a checkpoint of)")
         if self.name in SELECTORS:
@@ -123,16 +175,20 @@ class ModelSpec(_Spec):
             for key, value in floors.items():
                 _check_floor(task, key, value)
         base = Path((info.context or {}).get("base_dir", "."))
-        try:
-            self._source = resolve_source(self.pretrained, self.gguf_file, base)
-        except SourceError as e:
-            raise _FieldError(e.field, str(e)) from None
+        self._source = _resolve(self.pretrained, self.gguf_file, base)
+        self._adapter_path = _check_adapter(self.adapter, base)
+        _check_policy_backend(self)
         return self
 
     @property
     def source(self) -> Source:
         """Where the weights are: absolute folder or hub id, plus the GGUF file name if any."""
         return self._source
+
+    @property
+    def adapter_path(self) -> Path | None:
+        """The adapter folder, resolved against the registry file's folder (None without an adapter)."""
+        return self._adapter_path
 
 
 class _FieldError(ValueError):
@@ -143,13 +199,97 @@ class _FieldError(ValueError):
         self.field = field
 
 
+def _resolve(pretrained: str, gguf_file: str | None, base: Path) -> Source:
+    """:func:`resolve_source`, with every OS-level failure turned into a field error."""
+    for field, text in (("pretrained", pretrained), ("gguf_file", gguf_file)):
+        if text is not None and "\x00" in text:
+            raise _FieldError(field, f"must not contain a NUL character (got {_short(text)})")
+    try:
+        source = resolve_source(pretrained, gguf_file, base)
+    except SourceError as e:
+        raise _FieldError(e.field, str(e)) from None
+    except (OSError, RuntimeError, ValueError) as e:  # a name too long, "~nosuchuser", ...
+        in_gguf = gguf_file is not None and isinstance(e, OSError) and str(e.filename or "").endswith(gguf_file)
+        field = "gguf_file" if in_gguf else "pretrained"
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise _FieldError(field, f"cannot use {_short(gguf_file if in_gguf else pretrained)}: {reason}") from None
+    if source.kind != "hub" and not Path(source.pretrained).is_dir():  # e.g. /dev/zero
+        raise _FieldError("pretrained", f"'{source.pretrained}' is neither a folder nor a GGUF file")
+    return source
+
+
+def _bool_where_number(annotation: Any, value: Any) -> str | None:
+    """Where (".key" path, "" for the value itself) ``value`` holds a bool that ``annotation`` wants as a
+    number (int or float), or None.
+
+    >>> _bool_where_number(int | None, True), _bool_where_number(bool, True)
+    ('', None)
+    >>> _bool_where_number(dict[str, dict[str, float]], {"t": {"kl": 1.0, "ce": False}})
+    '.t.ce'
+    """
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    options = [a for a in args if a is not type(None)] if origin in (typing.Union, types.UnionType) else [annotation]
+    if isinstance(value, bool):
+        return "" if options and all(a in (int, float) for a in options) else None
+    for option in options:
+        inner_origin, inner_args = typing.get_origin(option), typing.get_args(option)
+        if inner_origin is dict and isinstance(value, dict):
+            items: Iterable[tuple[Any, Any]] = value.items()
+        elif inner_origin is list and isinstance(value, list):
+            items = enumerate(value)
+        else:
+            continue
+        for key, item in items:
+            where = _bool_where_number(inner_args[-1], item)
+            if where is not None:
+                return f".{key}{where}"
+    return None
+
+
+def _check_adapter(adapter: str | None, base: Path) -> Path | None:
+    if adapter is None:
+        return None
+    path = (base / Path(adapter).expanduser()).resolve()
+    try:
+        check_adapter_folder(path)
+    except ValueError as e:
+        raise _FieldError("adapter", str(e)) from None
+    return path
+
+
+def _check_policy_backend(spec: ModelSpec) -> None:
+    """Stock ``hf`` scores at temperature 1 without truncation: it cannot score another sampled policy.
+
+    Scoring a tempered or truncated policy is covbench's own code (``hf-fast``); stock lm-eval stays
+    the unmodified reference it is compared against (docs/policies.md "Which backends").
+    """
+    gen = spec.generation
+    if spec.backend != "hf" or gen is None:
+        return
+    on = {"temperature": gen.temperature != 1.0, "top_k": gen.top_k is not None,
+          "top_p": gen.top_p not in (None, 1.0), "min_p": gen.min_p not in (None, 0.0)}
+    for name, is_on in on.items():
+        if is_on:
+            raise _FieldError(f"generation.{name}", "backend 'hf' (lm-eval's stock HFLM) scores at temperature "
+                                                    "1 without truncation, so CE and coverage would not "
+                                                    "describe this sampled policy; use backend 'hf-fast'")
+
+
 def _check_floor(task: str, key: str, value: float) -> None:
-    name, n = split_key(key) if "@" in key else (key, None)
     where = f"floors.{task}.{key}"
-    if name in _CURVE_METRICS and n is None:
+    try:
+        name, n = split_key(key) if "@" in key else (key, None)
+    except ValueError:
+        raise _FieldError(where, "the threshold after '@' must be a number, e.g. 'cov@8'") from None
+    if n is not None and not (math.isfinite(n) and n >= 1):
+        raise _FieldError(where, f"the threshold after '@' must be a finite number >= 1, got {n:g}")
+    from covbench.metrics import METRICS  # the metric cards say which names exist and which are curves
+
+    card = METRICS.get(name)
+    if card is not None and card.curve and n is None:
         raise _FieldError(where, f"'{name}' is a curve; name its threshold, e.g. '{name}@8'")
-    if name not in _SCALAR_METRICS | _CURVE_METRICS or (name in _SCALAR_METRICS and n is not None):
-        known = sorted(_SCALAR_METRICS) + [f"{m}@N" for m in sorted(_CURVE_METRICS)]
+    if card is None or (not card.curve and n is not None):
+        known = sorted(c.name + ("@N" if c.curve else "") for c in METRICS.values())
         raise _FieldError(where, f"unknown metric key (known: {', '.join(known)})")
     if not math.isfinite(value):
         raise _FieldError(where, f"floor must be a finite number, got {value}")
@@ -208,12 +348,19 @@ class Registry:
     def _unknown(self, name: str, candidates: list[str]) -> str:
         hint = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
         did_you_mean = f"; did you mean {' or '.join(repr(h) for h in hint)}?" if hint else ""
-        return f"{self.path}: unknown model or family '{name}'{did_you_mean} (known: {len(self)} models)"
+        return one_line(f"{self.path}: unknown model or family '{name}'{did_you_mean} (known: {len(self)} models)")
 
 
 def load_registry(path: str | Path) -> Registry:
     """Read and validate a registry file; any problem raises a one-line :class:`RegistryError`."""
     path = Path(path)
+    try:
+        return _load(path)
+    except RegistryError as e:  # names and keys come from the file: keep the message on one line
+        raise RegistryError(one_line(str(e))) from None
+
+
+def _load(path: Path) -> Registry:
     data = _read_yaml(path)
     entries = _entries(path, data)
     specs: list[ModelSpec] = []
@@ -234,18 +381,9 @@ def load_registry(path: str | Path) -> Registry:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RegistryError(f"{path}: cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise RegistryError(f"{path}: not UTF-8 text") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e)
-        raise RegistryError(_one_line(f"{path}: {where}YAML syntax error: {problem}")) from None
+        return read_yaml(path, string_keys=True)
+    except YamlError as e:
+        raise RegistryError(str(e)) from None
 
 
 def _entries(path: Path, data: Any) -> list[Any]:
@@ -267,7 +405,9 @@ def _entries(path: Path, data: Any) -> list[Any]:
 
 def _label(entry: Any, i: int) -> str:
     name = entry.get("name") if isinstance(entry, dict) else None
-    return f"model '{_one_line(name)}' (entry {i})" if isinstance(name, str) and name.strip() else f"entry {i}"
+    if not isinstance(name, str) or not name.strip():
+        return f"entry {i}"
+    return f"model '{printable(name if len(name) <= 60 else name[:57] + '...')}' (entry {i})"
 
 
 def _validate_entry(path: Path, label: str, entry: dict[str, Any]) -> ModelSpec:
@@ -275,15 +415,15 @@ def _validate_entry(path: Path, label: str, entry: dict[str, Any]) -> ModelSpec:
         return ModelSpec.model_validate(entry, context={"base_dir": path.parent})
     except ValidationError as e:
         field, message = _describe(e.errors()[0], entry)
-        raise RegistryError(_one_line(f"{path}: {label}: field '{field}': {message}")) from None
+        raise RegistryError(f"{path}: {label}: field '{field}': {message}") from None
 
 
 def _describe(err: Any, entry: dict[str, Any]) -> tuple[str, str]:
     """(field, message) for the first pydantic error, with the value received."""
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):  # raised by our own validators: they know the field
-        return ctx_error.field, str(ctx_error)
-    field = ".".join(str(p) for p in err["loc"]) or "(entry)"
+        return printable(".".join([*(str(p) for p in err["loc"]), ctx_error.field])), str(ctx_error)
+    field = printable(".".join(str(p) for p in err["loc"])) or "(entry)"
     if err["type"] == "extra_forbidden":
         allowed = _allowed_keys(err["loc"])
         hint = difflib.get_close_matches(str(err["loc"][-1]), allowed, n=1)
@@ -291,12 +431,13 @@ def _describe(err: Any, entry: dict[str, Any]) -> tuple[str, str]:
         return field, f"unknown key{did_you_mean} (allowed: {', '.join(allowed)})"
     if err["type"] == "missing":
         return field, "required field is missing"
-    return field, f"{err['msg']} (got {_short(err.get('input'))})"
+    return field, f"{err['msg']} (got {_got(err.get('input'), err['type'] == 'string_type')})"
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    nested: dict[str, type[BaseModel]] = {"generation": GenerationDefaults, "ttt": TTTSpec}
-    model: type[BaseModel] = nested.get(str(loc[0]), ModelSpec) if len(loc) > 1 else ModelSpec
+    nested: dict[str, type[BaseModel]] = {"generation": GenerationDefaults, "quantize": QuantizeSpec,
+                                          "resources": ResourceSpec, "ttt": TTTSpec}
+    model = nested.get(str(loc[0]), ModelSpec) if len(loc) > 1 else ModelSpec
     return list(model.model_fields)
 
 
@@ -312,13 +453,25 @@ def _check_families(path: Path, specs: list[ModelSpec]) -> None:
                                 f"must differ from the model's own name")
 
 
+_REPR = reprlib.Repr()  # bounded: a deep or alias-multiplied value is never walked in full
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[: limit - 20]!r}... ({len(value):,} characters)"
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _one_line(text: str) -> str:
-    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+def _got(value: Any, wants_text: bool) -> str:
+    """The value received, with a hint when YAML typed an unquoted word that was meant as text."""
+    if wants_text and isinstance(value, bool):
+        return f"{value}: YAML reads unquoted true/false/yes/no/on/off as booleans; quote the value"
+    if wants_text and isinstance(value, (datetime.date, datetime.datetime)):
+        return f"{value.isoformat()}: YAML reads an unquoted date as a date; quote the value"
+    return _short(value)
 
 
 def validate_main(argv: Sequence[str]) -> int:
@@ -328,7 +481,8 @@ def validate_main(argv: Sequence[str]) -> int:
         print("usage: covbench validate [PATH]   (default: ./models.yaml)")
         return 0
     if len(args) > 1:
-        print("usage: covbench validate [PATH]", file=sys.stderr)
+        print(f"covbench validate: expected at most one PATH, got {len(args)} arguments "
+              "(usage: covbench validate [PATH])", file=sys.stderr)
         return 2
     path = Path(args[0]) if args else DEFAULT_REGISTRY
     try:
@@ -336,5 +490,5 @@ def validate_main(argv: Sequence[str]) -> int:
     except RegistryError as e:
         print(e, file=sys.stderr)
         return 2
-    print(f"ok: {len(registry)} models in {path}")
+    print(one_line(f"ok: {len(registry)} models in {path}"))
     return 0

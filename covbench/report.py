@@ -1,10 +1,12 @@
-"""Plain-text tables of stored runs: the suite's terminal summary (one table per task).
+"""Plain-text tables of stored runs: the suite's terminal summary, one table per task board.
 
-Columns are the metrics that matter for the paper's point: CE, KL (known π_D only), Cov_N at a few N,
-Pass@N measured / exact / predicted (with the coverage bracket), and the rank by CE, by coverage and by
-Pass@N. A sampling task's measured Pass@N is shown in the row of the scoring task it pairs with
-(``metadata.covbench.pairs_with``), so one table contrasts all of them. A column that is missing for
-every model is left out; a missing cell prints as "—" (never 0).
+It prints the boards of :mod:`covbench.views` (the same rows, ranks and τ the site shows): CE, KL (known
+π_D only), Cov at the task's N/2, Pass@N measured / exact / predicted at the task's N, the rank by CE, by
+coverage and by the used Pass@N (measured where stored, else exact), and τ of each proxy against Pass@N
+with its interval. A column that is missing for every model is left out; a missing cell prints as "—"
+(never 0). A task that declares classes gets a second table: CE, Cov and Pass@N of every model within
+each class (:mod:`covbench.views.classes`, docs/selection.md#per-class), where the mixture-weighted
+numbers above hide what happens to a small class.
 
 >>> from covbench.records import Estimate
 >>> fmt_cell(Estimate(value=0.5, lo=0.4, hi=0.6)), fmt_cell(None), fmt_cell(Estimate(value=float("nan")))
@@ -14,91 +16,82 @@ every model is left out; a missing cell prints as "—" (never 0).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
-from covbench.metrics import ranks
-from covbench.records import Estimate, RunRecord, metric_key
+from covbench.records import Estimate, format_n
+from covbench.store import Catalog
+from covbench.views import Agreement, Board, ClassTable, build
 
-COV_NS = (2.0, 4.0, 8.0)
-PASS_N = 8.0
-RANK_COV_N = PASS_N / 2  # the paper pairs Pass@N with Cov_{N/2} (paper.md §5.2)
-
-
-@dataclass(frozen=True)
-class Row:
-    model: str
-    metrics: dict[str, Estimate]
+MISSING = "—"
 
 
 def fmt_cell(est: Estimate | None, digits: int = 3) -> str:
     if est is None or math.isnan(est.value):
-        return "—"
+        return MISSING
     return f"{est.value:.{digits}f}"
 
 
-def merge_rows(records: Iterable[RunRecord], pairs: dict[str, str]) -> dict[str, list[Row]]:
-    """Rows per scoring task; a sampling task's metrics join the row of the task it pairs with."""
-    by_task: dict[str, dict[str, dict[str, Estimate]]] = {}
-    for rec in records:
-        task = pairs.get(rec.task, rec.task)
-        by_task.setdefault(task, {}).setdefault(rec.model, {}).update(rec.metrics)
-    return {task: [Row(m, metrics) for m, metrics in sorted(models.items())]
-            for task, models in sorted(by_task.items())}
+def _rank(value: float) -> str:
+    return MISSING if math.isnan(value) else f"{value:g}"
 
 
-def _pass_measured(row: Row) -> Estimate | None:
-    return row.metrics.get(metric_key("pass_sampled", PASS_N)) or row.metrics.get(metric_key("pass_exact", PASS_N))
+def _tau(label: str, a: Agreement) -> str:
+    ci = a.ci
+    if math.isnan(ci.tau):
+        return f"{label} = —"
+    if a.source == "stored" or math.isnan(ci.lo):
+        return f"{label} = {ci.tau:.2f} (from stored metrics, no interval)"
+    return (f"{label} = {ci.tau:.2f} [{ci.lo:.2f}, {ci.hi:.2f}] ({ci.resolved} of {ci.pairs} pairs resolved, "
+            f"{ci.n_models} models, {ci.n_prompts} prompts)")
 
 
-def _columns(rows: Sequence[Row]) -> list[tuple[str, str]]:
-    """(header, metric key) of every column that has a value for at least one model."""
-    wanted = [("CE", "ce"), ("KL", "kl")]
-    wanted += [(f"Cov{n:g}", metric_key("cov", n)) for n in COV_NS]
-    wanted += [(f"P@{PASS_N:g} meas", metric_key("pass_sampled", PASS_N)),
-               (f"P@{PASS_N:g} exact", metric_key("pass_exact", PASS_N)),
-               (f"P@{PASS_N:g} pred", metric_key("pass_pred", PASS_N))]
-    return [(h, k) for h, k in wanted
-            if any(k in r.metrics and not math.isnan(r.metrics[k].value) for r in rows)]
+def render_board(b: Board) -> str:
+    """One board as aligned text."""
+    n, c = format_n(b.descriptor.rank.pass_n), format_n(b.descriptor.rank.cov_n)
+    columns = [("CE", lambda r: r.ce), ("KL", lambda r: r.kl), (f"Cov{c}", lambda r: r.cov),
+               (f"P@{n} meas", lambda r: r.pass_measured), (f"P@{n} exact", lambda r: r.pass_exact),
+               (f"P@{n} pred", lambda r: r.pass_pred)]
+    columns = [(h, get) for h, get in columns if any(not math.isnan(get(r).value) for r in b.rows)]
+    header = ["model"] + [h for h, _ in columns] + ["rCE", f"rCov{c}", f"rP@{n}"]
+    body = [[r.model] + [fmt_cell(get(r)) for _, get in columns]
+            + [_rank(r.rank_ce), _rank(r.rank_cov), _rank(r.rank_pass)] for r in b.rows]
+    widths = [max(len(line[j]) for line in [header, *body]) for j in range(len(header))]
 
+    def fmt(line: Sequence[str]) -> str:
+        return "  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths)))
 
-def _rank_columns(rows: Sequence[Row]) -> list[tuple[str, list[str]]]:
-    """Rank by CE (lower better), by Cov_{N/2} (lower better) and by Pass@N (higher better)."""
-    def values(get) -> np.ndarray:
-        return np.array([np.nan if (e := get(r)) is None else e.value for r in rows], dtype=float)
-
-    out = []
-    for header, vals, hib in (
-        ("rCE", values(lambda r: r.metrics.get("ce")), False),
-        (f"rCov{RANK_COV_N:g}", values(lambda r: r.metrics.get(metric_key("cov", RANK_COV_N))), False),
-        (f"rP@{PASS_N:g}", values(_pass_measured), True),
-    ):
-        if np.isnan(vals).all():
-            continue
-        r = ranks(np.where(np.isnan(vals), np.inf if not hib else -np.inf, vals), higher_is_better=hib)
-        out.append((header, ["—" if np.isnan(v) else f"{k:g}" for v, k in zip(vals, r)]))
-    return out
-
-
-def render_task(task: str, rows: Sequence[Row]) -> str:
-    """One task's table as aligned text."""
-    cols = _columns(rows)
-    rank_cols = _rank_columns(rows)
-    header = ["model"] + [h for h, _ in cols] + [h for h, _ in rank_cols]
-    body = []
-    for i, row in enumerate(rows):
-        cells = [row.model] + [fmt_cell(row.metrics.get(k)) for _, k in cols]
-        cells += [vals[i] for _, vals in rank_cols]
-        body.append(cells)
-    widths = [max(len(str(line[j])) for line in [header, *body]) for j in range(len(header))]
-    fmt = lambda line: "  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w)  # noqa: E731
-                                 for j, (c, w) in enumerate(zip(line, widths)))
-    lines = [f"{task}", fmt(header), fmt(["-" * w for w in widths])] + [fmt(b) for b in body]
+    title = b.task + (f" (+ {b.sampler_task})" if b.sampler_task else "")
+    lines = [title, fmt(header), fmt(["-" * w for w in widths]), *(fmt(line) for line in body), b.headline,
+             _tau(f"τ(CE, Pass@{n})", b.tau_ce), _tau(f"τ(Cov{c}, Pass@{n})", b.tau_cov)]
     return "\n".join(lines)
 
 
-def render(records: Iterable[RunRecord], pairs: dict[str, str] | None = None) -> str:
-    """Every task's table, separated by blank lines."""
-    return "\n\n".join(render_task(t, rows) for t, rows in merge_rows(records, pairs or {}).items())
+def render_classes(table: ClassTable) -> str:
+    """A task's per-class table as aligned text: per class, CE, Cov at N/2 and Pass@N of every model (the
+    intervals are on the site); the header line gives each class's prompts and weight share."""
+    c, n = format_n(table.rank.cov_n), format_n(table.rank.pass_n)
+    header = ["model"] + [f"{label}:{h}" for label in table.labels for h in ("CE", f"Cov{c}", f"P@{n}")]
+    body = []
+    for r in table.rows:
+        cells = [r.values[k, j, 0] for j in range(len(table.labels)) for k in range(3)]
+        body.append([r.model] + [MISSING if math.isnan(v) else f"{v:.3f}" for v in cells])
+    widths = [max(len(line[j]) for line in [header, *body]) for j in range(len(header))]
+    fmt = lambda line: "  ".join(x.ljust(w) if j == 0 else x.rjust(w)  # noqa: E731
+                                 for j, (x, w) in enumerate(zip(line, widths)))
+    sources = sorted({r.pass_source for r in table.rows if r.pass_source})
+    counts = ", ".join(f"{label} {k} prompts ({share:.0%})" for label, k, share
+                       in zip(table.labels, table.n_prompts, table.share) if not math.isnan(share))
+    title = f"per class ({counts}; P@{n} {'/'.join(sources) or 'missing'})"
+    return "\n".join([title, fmt(header), fmt(["-" * w for w in widths]), *(fmt(line) for line in body)])
+
+
+def render(cat: Catalog) -> str:
+    """Every board of ``cat``, separated by blank lines."""
+    parts = []
+    for b in build(cat).boards:
+        parts.append(render_board(b))
+        if b.classes is not None and any(r.pass_source or not np.isnan(r.values).all() for r in b.classes.rows):
+            parts[-1] += "\n" + render_classes(b.classes)
+    return "\n\n".join(parts)

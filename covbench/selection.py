@@ -1,4 +1,4 @@
-"""Checkpoint selection by coverage tournaments (paper.md §3), next to the min-CE baseline.
+"""Checkpoint selection by coverage tournaments (docs/coverage-principle.md#tournament), next to the min-CE baseline.
 
 Input: ``logp[k, i] = log π_k(y_i|x_i)``, the sequence log-prob of candidate k on held-out sample
 (x_i, y_i) ∼ π_D: a [K candidates × n samples] matrix. Pure numpy.
@@ -16,9 +16,12 @@ own ties by the earliest index. Results are deterministic.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from covbench import metrics
 
 
 @dataclass(frozen=True)
@@ -166,3 +169,143 @@ def min_ce(logp: object, weights: object = None) -> int:
     """
     lp, w = _check_logp(logp, weights, "min_ce")
     return int(np.argmin(_held_out_ce(lp, w)))  # argmin returns the first of equal minima
+
+
+@dataclass(frozen=True)
+class FamilyPicks:
+    """The min-CE and tournament picks of a family of checkpoints on the prompts they all share.
+
+    ``names`` in the order given; ``scores[k]``: candidate k's tournament worst case (NaN when there is
+    no matrix); ``tournament`` / ``min_ce``: indices into ``names`` (None without per-prompt arrays).
+    """
+
+    names: tuple[str, ...]
+    scores: np.ndarray
+    tournament: int | None
+    min_ce: int | None
+    n_prompts: int
+    n_threshold: float
+
+
+def _common(doc_ids: Sequence[object]) -> list[int]:
+    """The prompt ids every list holds, sorted."""
+    return sorted(set.intersection(*(set(np.asarray(d).tolist()) for d in doc_ids)))  # type: ignore[arg-type]
+
+
+def _at(doc_id: object, values: object, ids: list[int]) -> np.ndarray:
+    """``values`` (aligned with ``doc_id``) at the prompts ``ids``, in that order."""
+    at = {int(x): i for i, x in enumerate(np.asarray(doc_id).tolist())}  # type: ignore[arg-type]
+    return np.asarray(values, dtype=np.float64)[[at[x] for x in ids]]
+
+
+def family_picks(names: list[str], doc_ids: list[np.ndarray | None], logp: list[np.ndarray | None], N: float,
+                 weights: np.ndarray | None = None, weight_ids: np.ndarray | None = None) -> FamilyPicks:
+    """min-CE and tournament (Eq. 29) picks of checkpoints scored on held-out samples from π_D.
+
+    Each checkpoint gives its prompts' ``doc_ids`` and ``logp`` (log π̂ of the reference responses,
+    aligned). Both picks use the same [K × n] matrix on the prompts *every* checkpoint was scored on, so
+    they see the same evidence; ``weights`` (per prompt of ``weight_ids``) weight the prompts.
+    Without arrays for every checkpoint there is no pick.
+
+    Examples:
+        >>> ids = np.arange(4)
+        >>> p = family_picks(["a", "b"], [ids, ids], [np.full(4, -2.5), np.array([0.0, 0, 0, -8])], 16.0)
+        >>> p.names[p.tournament], p.names[p.min_ce], p.n_prompts
+        ('a', 'b', 4)
+    """
+    nan = np.full(len(names), np.nan)
+    if not names or any(d is None or v is None for d, v in zip(doc_ids, logp)):
+        return FamilyPicks(tuple(names), nan, None, None, 0, float(N))
+    common = _common(doc_ids)
+    if not common:
+        return FamilyPicks(tuple(names), nan, None, None, 0, float(N))
+    matrix = np.stack([_at(d, v, common) for d, v in zip(doc_ids, logp)])
+    w = None
+    if weights is not None and weight_ids is not None:
+        w = _at(weight_ids, weights, common)
+    if np.isnan(matrix).any():
+        return FamilyPicks(tuple(names), nan, None, None, len(common), float(N))
+    t = tournament(matrix, N, w)
+    return FamilyPicks(tuple(names), t.scores, t.pick, min_ce(matrix, w), len(common), float(N))
+
+
+@dataclass(frozen=True)
+class OffsetPicks:
+    """The three picks of a family on the prompts shared by its held-out scores and its on-policy samples:
+    min-CE, the simple tournament (Eq. 29) and the offset tournament (Eq. 32), with their evidence."""
+
+    names: tuple[str, ...]
+    min_ce: int
+    simple: TournamentResult
+    offset: TournamentResult
+    n_prompts: int
+    m: int
+    gamma: float
+
+    @property
+    def guarantee_holds(self) -> bool:
+        """Whether N ≥ 8γ², the condition of the offset tournament's guarantee (arXiv v2 Thm 6.4)."""
+        return self.offset.n_threshold >= 8.0 * self.gamma ** 2
+
+
+def offset_picks(names: list[str], doc_ids: list[np.ndarray], logp: list[np.ndarray], gen_doc_id: np.ndarray,
+                 gen_logp: np.ndarray, N: float, gamma: float = 1.0, weights: np.ndarray | None = None,
+                 weight_ids: np.ndarray | None = None) -> OffsetPicks:
+    """min-CE, simple and offset tournament picks on the prompts every checkpoint was scored on *and* has
+    on-policy samples for (``gen_logp[k, j, i, s]`` at prompt ``gen_doc_id[i]``; docs/selection.md#offset).
+
+    Examples:
+        >>> ids = np.arange(2)
+        >>> lp = [np.array([0.0, -9.0]), np.array([-3.0, -3.0])]
+        >>> gen = np.full((2, 2, 2, 1), -1.0)
+        >>> p = offset_picks(["a", "b"], [ids, ids], lp, ids, gen, 8.0)
+        >>> p.names[p.simple.pick], p.names[p.offset.pick], p.names[p.min_ce], p.n_prompts
+        ('b', 'b', 'b', 2)
+    """
+    g = np.asarray(gen_logp, dtype=np.float64)
+    if g.ndim != 4 or g.shape[:2] != (len(names), len(names)) or g.shape[2] != len(gen_doc_id):
+        raise ValueError(f"offset_picks: gen_logp must be [{len(names)}, {len(names)}, {len(gen_doc_id)}, m], "
+                         f"got {g.shape}")
+    common = _common([*doc_ids, gen_doc_id])
+    if not common:
+        raise ValueError("offset_picks: no prompt has both held-out scores for every checkpoint and on-policy samples")
+    matrix = np.stack([_at(d, v, common) for d, v in zip(doc_ids, logp)])
+    pos = {int(x): i for i, x in enumerate(np.asarray(gen_doc_id).tolist())}
+    gen = g[:, :, [pos[x] for x in common]]
+    w = None if weights is None or weight_ids is None else _at(weight_ids, weights, common)
+    return OffsetPicks(tuple(names), min_ce(matrix, w), tournament(matrix, N, w),
+                       offset_tournament(matrix, gen, N, gamma, w), len(common), int(g.shape[3]), float(gamma))
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean over shared prompts of (value of A − value of B), with its t interval (docs/selection.md#paired)."""
+
+    value: float
+    lo: float
+    hi: float
+    stderr: float
+    n_prompts: int
+    level: float
+
+
+def paired_difference(doc_a: object, values_a: object, doc_b: object, values_b: object,
+                      weights: object = None, weight_ids: object = None, level: float = 0.95) -> PairedDifference:
+    """Mean of the per-prompt differences a_i − b_i on the prompts both were measured on, with the paired t
+    interval of :func:`covbench.metrics.mean_ci` (e.g. Pass@N of the tournament pick minus the min-CE pick).
+
+    The same prompts for both picks is what makes it paired: prompt difficulty cancels in a_i − b_i, so the
+    interval is much narrower than the two picks' own intervals suggest.
+
+    Examples:
+        >>> d = paired_difference([0, 1, 2, 3], [0.9, 0.8, 0.7, 1.0], [3, 2, 1, 0], [0.9, 0.6, 0.7, 0.8])
+        >>> round(d.value, 3), round(d.lo, 3), round(d.hi, 3), d.n_prompts   # B at prompt i: 0.8, 0.7, 0.6, 0.9
+        (0.1, 0.1, 0.1, 4)
+    """
+    common = _common([doc_a, doc_b])
+    if not common:
+        return PairedDifference(np.nan, np.nan, np.nan, np.nan, 0, level)
+    d = _at(doc_a, values_a, common) - _at(doc_b, values_b, common)
+    w = None if weights is None or weight_ids is None else _at(weight_ids, weights, common)
+    ci = metrics.mean_ci(d, w, level)
+    return PairedDifference(float(ci.value), float(ci.lo), float(ci.hi), float(ci.stderr), len(common), level)

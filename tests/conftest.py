@@ -1,11 +1,15 @@
-"""Shared fixtures for the project's tests: offline HF, pytester, and one tiny GPT-2 per session."""
+"""Shared fixtures for the project's tests: offline HF, pytester, one tiny GPT-2 and one Ray cluster per session."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy.fft  # noqa: F401  (see below)
 import pytest
+
+# pytester's in-process runs drop every module first imported inside them when they end, and numpy.fft's
+# C module cannot be loaded twice in one process: imported here, it is never dropped.
 
 # Nothing may come from a model or dataset hub, in any test, including subprocesses they start.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -30,3 +34,15 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A real two-node Ray cluster (``ray start`` head + one more node, 1 CPU each) in a private network
+    namespace (tests/ray_cluster.py), started once for every test that asks for it and stopped at the end."""
+    from ray_cluster import RayTestCluster
+
+    cluster = RayTestCluster(tmp_path_factory.mktemp("ray-cluster"), Path(__file__).resolve().parent.parent)
+    cluster.start()
+    yield cluster
+    cluster.stop()

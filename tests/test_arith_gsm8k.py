@@ -22,7 +22,7 @@ from covbench.arith import lmeval
 from covbench.arith.fakelm import KnownLM
 from covbench.arith.verifier import extract_number
 
-TASKS = Path(__file__).resolve().parents[1] / "tasks"
+from covbench.taskmeta import TASKS_DIR as TASKS  # noqa: E402
 DATA = TASKS / "gsm8k_cov" / "data"
 REAL_GSM8K = Path(lm_eval.__file__).parent / "tasks" / "gsm8k" / "gsm8k.yaml"
 
@@ -83,10 +83,10 @@ def test_shipped_extension_sampled_and_ll() -> None:
     for n in (2, 16, 1024):
         assert ll[f"cov@{n},none"] == pytest.approx(float(np.mean(p <= 1 / n)))
     assert ll["pass_pred@8,none"] == pytest.approx(float(np.mean(1 - (1 - p) ** 8)))
-    docs, _ = lmeval.records(out["samples"]["gsm8k_cov_ll"])
-    assert docs is not None and docs.logp_ref == [0.0] * len(p)
-    _, sampled = lmeval.records(out["samples"]["gsm8k_cov"])
-    assert sampled is not None and [sum(r) for r in sampled.correct] == [n_ok(r["answer"]) for r in rows("test")]
+    docs, _ = lmeval.records(out["samples"]["gsm8k_cov_ll"], "loglikelihood")
+    assert docs is not None and docs.logp_ref.tolist() == [0.0] * len(p)
+    _, sampled = lmeval.records(out["samples"]["gsm8k_cov"], "sample")
+    assert sampled is not None and [int(sum(r)) for r in sampled.correct.rows()] == [n_ok(r["answer"]) for r in rows("test")]
 
 
 def test_include_the_real_lm_eval_gsm8k_yaml(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from covbench.arith.generator import generate
 from covbench.metrics import DEFAULT_COV_NS, DEFAULT_PASS_NS, pass_bracket
 from covbench.records import DocArrays, SampleArrays
 
-TASKS = Path(__file__).resolve().parents[1] / "tasks"
+from covbench.taskmeta import TASKS_DIR as TASKS  # noqa: E402
 N_LL, N_SAMPLE, REPEATS = 64, 32, 16
 
 
@@ -65,7 +65,7 @@ def test_ll_metrics_match_closed_forms(run) -> None:
     assert res["ce,none"] == pytest.approx(np.mean(-np.log(p)))
     for n in DEFAULT_COV_NS:
         key = f"cov@{lmeval.metric_key('cov', n).split('@')[1]},none"
-        # Cov_N = P_x[π̂(y*|x) ≤ 1/N] (design.md "Gold-answer reference"), compared in log space
+        # Cov_N = P_x[π̂(y*|x) ≤ 1/N] (docs/coverage-principle.md#gold-reference), compared in log space
         expected = np.mean(-np.log(p) >= math.log(n) - 1e-12)
         assert res[key] == pytest.approx(expected), key
     for n in DEFAULT_PASS_NS:
@@ -102,19 +102,19 @@ def test_prompt_format_base(run) -> None:
 
 def test_adapter_records(run) -> None:
     out, _ = run
-    docs, none = lmeval.records(out["samples"]["arith_ll"])
+    docs, none = lmeval.records(out["samples"]["arith_ll"], "loglikelihood")
     assert none is None and isinstance(docs, DocArrays)
     answers = [d.answer for d in generate(N_LL, seed=1234)]
-    assert docs.doc_id == list(range(N_LL))
-    assert docs.logp_model == pytest.approx([math.log(p_gold(a)) for a in answers])
-    assert docs.logp_ref == [0.0] * N_LL
-    assert docs.n_bytes == [len(f" {a}\n") for a in answers]
-    none, samples = lmeval.records(out["samples"]["arith_sample"])
+    assert docs.doc_id.tolist() == list(range(N_LL))
+    assert docs.logp_model.tolist() == pytest.approx([math.log(p_gold(a)) for a in answers])
+    assert docs.logp_ref.tolist() == [0.0] * N_LL
+    assert docs.n_bytes.tolist() == [len(f" {a}\n") for a in answers]
+    none, samples = lmeval.records(out["samples"]["arith_sample"], "sample")
     assert none is None and isinstance(samples, SampleArrays)
     assert samples.n == REPEATS and samples.max_gen_toks == 10 and samples.temperature == 1.0
     answers = answers[:N_SAMPLE]
-    assert [sum(row) for row in samples.correct] == [n_correct(a) for a in answers]
-    assert lmeval.records([]) == (None, None)
+    assert [int(sum(row)) for row in samples.correct.rows()] == [n_correct(a) for a in answers]
+    assert lmeval.records([], "sample") == (None, None)
 
 
 def test_chat_format_opens_the_assistant_turn_with_the_prefix() -> None:
@@ -131,8 +131,10 @@ def test_chat_format_opens_the_assistant_turn_with_the_prefix() -> None:
 def test_yaml_metric_lists_match_process_results() -> None:
     ll = yaml.load((TASKS / "arith_ll.yaml").read_text(), Loader=_AnyTagLoader)
     assert [m["metric"] for m in ll["metric_list"]] == lmeval.ll_metric_names()
-    assert ll["metadata"]["covbench"] == {"reference": "gold", "kind": "loglikelihood",
-                                          "adapter": "covbench.arith.lmeval:records"}
+    block = ll["metadata"]["covbench"]
+    assert {k: block[k] for k in ("reference", "kind", "adapter")} == {
+        "reference": "gold", "kind": "loglikelihood", "adapter": "covbench.arith.lmeval:records"}
+    assert block["classes"] == ["add", "mul", "add_word", "mul_word"]
     sample = yaml.load((TASKS / "arith_sample.yaml").read_text(), Loader=_AnyTagLoader)
     assert [m["metric"] for m in sample["metric_list"]] == lmeval.sample_metric_names(sample["repeats"])
     assert sample["metadata"]["covbench"]["kind"] == "sample"

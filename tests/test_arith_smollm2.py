@@ -15,7 +15,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 from covbench.arith import lmeval
 from covbench.arith.measure import smollm2_gguf
 
-TASKS = Path(__file__).resolve().parents[1] / "tasks"
+from covbench.taskmeta import TASKS_DIR as TASKS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def _run(lm, task: str, n: int, chat: bool = False) -> dict:
 
 def test_smollm2_scores_gold_answers_and_samples_in_format(smol) -> None:
     ll = _run(smol, "arith_ll", n=8)
-    docs, _ = lmeval.records(ll["samples"]["arith_ll"])
+    docs, _ = lmeval.records(ll["samples"]["arith_ll"], "loglikelihood")
     assert docs is not None and len(docs.logp_model) == 8
     logp = np.asarray(docs.logp_model)
     assert np.all(np.isfinite(logp)) and np.all(logp < 0)
@@ -50,7 +50,7 @@ def test_smollm2_scores_gold_answers_and_samples_in_format(smol) -> None:
     assert logp.max() > math.log(0.05)  # a pre-trained model, not noise: some gold answers are likely
 
     sample = _run(smol, "arith_sample", n=2)
-    _, sampled = lmeval.records(sample["samples"]["arith_sample"])
+    _, sampled = lmeval.records(sample["samples"]["arith_sample"], "sample")
     assert sampled is not None and sampled.n == 16
     answered = sample["results"]["arith_sample"]["answered,all"]
     assert answered > 0.8  # few-shot prompt: the model answers with a number

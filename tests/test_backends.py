@@ -38,7 +38,9 @@ def test_spec_hash_changes_with_any_field_and_not_with_key_order(tmp_path: Path)
     assert spec_hash(_spec(tmp_path, batch_size=4, dtype="float32")) == base
     assert spec_hash(_spec(tmp_path, dtype="bfloat16", batch_size=4)) != base
     assert spec_hash(_spec(tmp_path, dtype="float32", batch_size=5)) != base
-    assert spec_hash(_spec(tmp_path, dtype="float32", batch_size=4, generation={"temperature": 0.5})) != base
+    assert spec_hash(_spec(tmp_path, dtype="float32", batch_size=4, backend="hf-fast",
+                           generation={"temperature": 0.5})) != spec_hash(_spec(tmp_path, batch_size=4,
+                                                                                backend="hf-fast"))
 
 
 def test_spec_hash_ignores_fields_that_cannot_change_scores(tmp_path: Path) -> None:
@@ -46,6 +48,8 @@ def test_spec_hash_ignores_fields_that_cannot_change_scores(tmp_path: Path) -> N
     edited = _spec(tmp_path, batch_size=4, description="new words", tags=["x"], default=True,
                    floors={"graph_fig1": {"pass_exact@8": 0.9}}, tasks=["graph_fig1"])
     assert spec_hash(edited) == base
+    in_family = spec_hash(_spec(tmp_path, batch_size=4, family="f", axis="step"))
+    assert spec_hash(_spec(tmp_path, batch_size=4, family="f", axis="training step", x=3.0)) == in_family
 
 
 def test_spec_hash_does_not_depend_on_where_the_registry_lies(tmp_path: Path) -> None:
@@ -70,8 +74,13 @@ def test_model_args_carry_the_spec(tmp_path: Path) -> None:
 
 def test_hf_fast_backend_is_imported_lazily(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A stand-in module proves the dispatch: the factory imports covbench.backends.fast_hf only for
-    # backend 'hf-fast' and constructs its FastHFLM with the same arguments as HFLM.
+    # backend 'hf-fast' and constructs its FastHFLM around the shared weights, with the entry's policy.
+    from covbench.backends.policy import Policy
+    from covbench.backends.weights import Weights
+
     built: list[dict[str, object]] = []
+    weights = Weights(model=object(), tokenizer=object())
+    monkeypatch.setattr("covbench.backends.weights.weights_for", lambda spec: weights)
 
     class FakeFastHFLM:
         def __init__(self, **kwargs: object) -> None:
@@ -80,9 +89,10 @@ def test_hf_fast_backend_is_imported_lazily(tmp_path: Path, monkeypatch: pytest.
     fake = types.ModuleType("covbench.backends.fast_hf")
     fake.FastHFLM = FakeFastHFLM  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "covbench.backends.fast_hf", fake)
-    spec = _spec(tmp_path, backend="hf-fast", batch_size=7)
+    spec = _spec(tmp_path, backend="hf-fast", batch_size=7, generation={"temperature": 0.5, "top_p": 0.9})
     assert isinstance(make_lm(spec), FakeFastHFLM)
-    assert built == [model_args(spec)]
+    assert built == [{"pretrained": weights.model, "tokenizer": weights.tokenizer, "batch_size": 7,
+                      "trust_remote_code": False, "policy": Policy(temperature=0.5, top_p=0.9), "family": None}]
 
 
 def test_load_failure_is_one_line_naming_the_model(tmp_path: Path) -> None:

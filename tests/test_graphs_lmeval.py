@@ -19,7 +19,7 @@ from covbench.graphs.cli import main as data_main
 from covbench.records import DocArrays, SampleArrays
 
 ROOT = Path(__file__).resolve().parents[1]
-TASKS_DIR = ROOT / "tasks"
+from covbench.taskmeta import TASKS_DIR  # noqa: E402
 GRAPH_DIR = TASKS_DIR / "graph"
 
 
@@ -128,14 +128,14 @@ def test_records_builds_doc_arrays(as_text: bool) -> None:
     docs = [_doc("graph_fig2_h8", c) for c in ("G1", "G3")]
     lls = [[-0.5], list(np.linspace(-2, -5, 16))]
     samples = [_ll_sample(1, docs[1], lls[1], as_text), _ll_sample(0, docs[0], lls[0], as_text)]
-    arrays, sampled = lmeval.records(samples)
+    arrays, sampled = lmeval.records(samples, "loglikelihood")
     assert sampled is None and isinstance(arrays, DocArrays)
-    assert arrays.doc_id == [0, 1] and arrays.cls == ["G1", "G3"]
-    assert arrays.weight == [docs[0]["weight"], docs[1]["weight"]]
-    assert arrays.logp_model == [-0.5, pytest.approx(lls[1][docs[1]["target_idx"]])]
-    assert arrays.logp_ref == [0.0, pytest.approx(math.log(1 / 16))]
+    assert arrays.doc_id.tolist() == [0, 1] and arrays.cls == ("G1", "G3")
+    assert arrays.weight.tolist() == [docs[0]["weight"], docs[1]["weight"]]
+    assert arrays.logp_model.tolist() == [-0.5, pytest.approx(lls[1][docs[1]["target_idx"]])]
+    assert arrays.logp_ref.tolist() == [0.0, pytest.approx(math.log(1 / 16))]
     assert arrays.logp_correct[1] == pytest.approx(math.log(np.exp(lls[1]).sum()))
-    assert arrays.n_tokens == [10, 10] and len(arrays.support_logp_model[1]) == 16
+    assert arrays.n_tokens.tolist() == [10, 10] and len(arrays.support_logp_model.row(1)) == 16
 
 
 def test_records_builds_sample_arrays_and_handles_empty() -> None:
@@ -143,10 +143,12 @@ def test_records_builds_sample_arrays_and_handles_empty() -> None:
     gen_kwargs = {"until": ["\n"], "max_gen_toks": 7, "do_sample": True, "temperature": 1.0}
     sample = {"doc_id": 3, "doc": doc, "arguments": [(doc["prompt"], gen_kwargs)],
               "filtered_resps": [[doc["target"].strip(), "1 2"]]}
-    arrays_, sampled = lmeval.records([sample])
+    arrays_, sampled = lmeval.records([sample], "sample")
     assert arrays_ is None and isinstance(sampled, SampleArrays)
-    assert sampled.correct == [[True, False]] and sampled.max_gen_toks == 7 and sampled.n == 2
-    assert lmeval.records([]) == (None, None)
+    assert sampled.correct.row(0).tolist() == [True, False] and sampled.max_gen_toks == 7 and sampled.n == 2
+    assert lmeval.records([], "sample") == (None, None)
+    with pytest.raises(ValueError, match="kind"):
+        lmeval.records([sample], "other")
 
 
 def test_task_manager_builds_every_task_with_one_request_per_support_path() -> None:
@@ -193,12 +195,12 @@ def test_exact_and_sampled_pass_at_n_agree_within_4_standard_errors(warm_model_d
     res = simple_evaluate(model=lm, tasks=["graph_fig1", "graph_fig1_sample"], limit=n_docs,
                           task_manager=TaskManager(include_path=str(TASKS_DIR), include_defaults=False),
                           log_samples=True, bootstrap_iters=0)
-    docs, _ = lmeval.records(res["samples"]["graph_fig1"])
-    _, sampled = lmeval.records(res["samples"]["graph_fig1_sample"])
-    assert docs.doc_id == sampled.doc_id == list(range(n_docs)) and sampled.n == 32
+    docs, _ = lmeval.records(res["samples"]["graph_fig1"], "loglikelihood")
+    _, sampled = lmeval.records(res["samples"]["graph_fig1_sample"], "sample")
+    assert docs.doc_id.tolist() == sampled.doc_id.tolist() == list(range(n_docs)) and sampled.n == 32
     p_correct = np.exp(docs.logp_correct)
     assert 0.01 < p_correct.mean() < 0.9, "model too weak or too strong for an informative comparison"
-    c = np.array([sum(row) for row in sampled.correct])
+    c = np.array([int(sum(row)) for row in sampled.correct.rows()])
     for n in (1, 4, 8, 16):
         exact = 1 - (1 - p_correct) ** n
         measured = pass_at_k(32, c, n)

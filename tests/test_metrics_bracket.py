@@ -1,4 +1,4 @@
-"""The coverage bracket on Pass@N (paper.md §1.2) holds on exact small single-answer distributions."""
+"""The coverage bracket on Pass@N (docs/coverage-principle.md#bon-sandwich) holds on exact small single-answer distributions."""
 
 from __future__ import annotations
 

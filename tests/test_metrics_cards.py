@@ -13,8 +13,8 @@ import pytest
 from covbench import metrics
 from covbench.metrics import METRICS, MetricCard, card_for
 
-STORE_NAMES = {"ce", "ce_per_token", "bpb", "kl", "cov", "pass_exact", "pass_sampled", "pass_pred",
-               "pass_pred_lo", "pass_pred_hi"}
+STORE_NAMES = {"ce", "ce_per_token", "bpb", "kl", "cov", "cov_set", "pass_exact", "pass_sampled",
+               "pass_pred", "pass_pred_lo", "pass_pred_hi"}
 
 
 def _isort_key(name: str) -> tuple[int, str]:

@@ -143,7 +143,7 @@ def test_samples_n_must_be_a_positive_integer(pytester: pytest.Pytester, value: 
 _RECORDING_TESTS = """
     import pytest
     from types import SimpleNamespace
-    from covbench.records import Estimate, Provenance, RunRecord
+    from covbench.records import Estimate, Provenance, Run, RunRecord, TaskDescriptor
     from covbench.store import write_run
 
     PROV = Provenance(covbench_version="0", lm_eval_version="0", git_commit="x", task_hash="t",
@@ -151,9 +151,10 @@ _RECORDING_TESTS = """
 
     @pytest.mark.parametrize("model,ce", [("model-a", 0.5), ("model-b", 0.25)])
     def test_record(covbench_record, covbench_results_dir, model, ce):
-        rec = RunRecord(model=model, task="graph_fig1", reference="known", provenance=PROV,
+        rec = RunRecord(model=model, task="graph_fig1", provenance=PROV,
+                        descriptor=TaskDescriptor(name="graph_fig1", reference="known", kind="loglikelihood"),
                         metrics={"ce": Estimate(value=ce), "cov@4": Estimate(value=ce / 10)})
-        path = write_run(covbench_results_dir, rec)
+        path = write_run(covbench_results_dir, Run(rec))
         covbench_record(SimpleNamespace(path=path, record=rec, message=f"{model}: scored"))
 """
 
@@ -168,8 +169,8 @@ def test_terminal_summary_tables_recorded_runs(pytester: pytest.Pytester, xdist:
     out = result.stdout.str()
     row_a = next(line for line in out.splitlines() if line.startswith("model-a "))
     row_b = next(line for line in out.splitlines() if line.startswith("model-b "))
-    assert row_a.split()[1:3] == ["0.500", "0.050"] and row_a.split()[-2:] == ["2", "2"]
-    assert row_b.split()[1:3] == ["0.250", "0.025"] and row_b.split()[-2:] == ["1", "1"]
+    assert row_a.split()[1:3] == ["0.500", "0.050"] and row_a.split()[-3:] == ["2", "2", "—"]
+    assert row_b.split()[1:3] == ["0.250", "0.025"] and row_b.split()[-3:] == ["1", "1", "—"]
     assert "model-a: scored" in out and "model-b: scored" in out
 
 
@@ -179,11 +180,42 @@ def test_terminal_summary_is_silent_without_runs(pytester: pytest.Pytester) -> N
     assert "covbench:" not in result.stdout.str()
 
 
-def test_lm_fixture_is_the_cached_factory(pytester: pytest.Pytester) -> None:
+def test_lm_fixture_builds_the_whole_policy_family_with_its_first_member(pytester: pytest.Pytester,
+                                                                         tiny_model_dir: Path) -> None:
+    """Entries that differ only in ``generation`` are built together, so the first scoring job scores
+    every member's policy in one forward pass; other entries are left alone."""
+    (pytester.path / "models.yaml").write_text(
+        "models:\n"
+        f"  - {{name: t1, backend: hf-fast, pretrained: {tiny_model_dir}}}\n"
+        f"  - {{name: t07, backend: hf-fast, pretrained: {tiny_model_dir}, generation: {{temperature: 0.7}}}}\n"
+        f"  - {{name: b4, backend: hf-fast, pretrained: {tiny_model_dir}, batch_size: 4}}\n")
     pytester.makepyfile(test_lm="""
-        from covbench.backends.factory import get_lm
+        from covbench.backends import factory
 
-        def test_lm(covbench_lm):
-            assert covbench_lm is get_lm
+        def test_lm(covbench_lm, covbench_specs):
+            factory.clear_cache()
+            t1, t07, b4 = covbench_specs
+            lm = covbench_lm(t1)
+            assert lm is factory.get_lm(t1) and factory.cached_count() == 2  # t07 built with it
+            assert lm.family is factory.get_lm(t07).family and len(lm.family.policies) == 2
+            covbench_lm(b4)
+            assert factory.cached_count() == 3 and factory.get_lm(b4).family is not lm.family
+            factory.clear_cache()
     """)
-    pytester.runpytest("-p", "covbench.plugin").assert_outcomes(passed=1)
+    pytester.runpytest_subprocess("-p", "covbench.plugin", "--models-file", "models.yaml",
+                                  "--model", "all").assert_outcomes(passed=1)
+
+
+def test_scheduler_scopes_put_a_policy_family_on_one_worker(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from covbench.plugin import model_scopes
+    from covbench.registry import load_registry
+
+    (tmp_path / "models.yaml").write_text(
+        "models:\n"
+        f"  - {{name: a, backend: hf-fast, pretrained: {tiny_model_dir}}}\n"
+        f"  - {{name: a-hot, backend: hf-fast, pretrained: {tiny_model_dir}, generation: {{temperature: 1.5, top_p: 0.9}}}}\n"
+        f"  - {{name: a-int4, backend: hf-fast, pretrained: {tiny_model_dir}, quantize: {{bits: 4, group_size: 16}}}}\n"
+        f"  - {{name: stock, pretrained: {tiny_model_dir}}}\n")
+    scopes = model_scopes(load_registry(tmp_path / "models.yaml").specs)
+    assert scopes["a"] == scopes["a-hot"] != scopes["a-int4"]
+    assert scopes["stock"] == "model:stock"

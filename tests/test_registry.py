@@ -11,17 +11,19 @@ import pytest
 
 from covbench.backends.sources import SourceError, locate_in_distribution, resolve_source
 from covbench.cli import main as cli_main
+from covbench.metrics import METRICS
 from covbench.registry import ModelSpec, RegistryError, load_registry, validate_main
 
 DATA = Path(__file__).parent / "data" / "registries"
 ROOT = Path(__file__).parent.parent
 
+ALLOWED = ", ".join(ModelSpec.model_fields)
+KNOWN_METRICS = ", ".join(sorted(c.name + ("@N" if c.curve else "") for c in METRICS.values()))
+
 # file -> the message after "<file>: ". Exact, so a changed wording fails the test.
 INVALID: dict[str, str] = {
     "unknown_key": "model 'a' (entry 0): field 'batchsize': unknown key; did you mean 'batch_size'? (allowed: "
-                   "name, backend, pretrained, revision, gguf_file, dtype, batch_size, max_length, "
-                   "trust_remote_code, chat_template, generation, family, step, description, tags, "
-                   "default, tasks, floors, ttt)",
+                   f"{ALLOWED})",
     "duplicate_name": "model 'a' (entry 2): field 'name': duplicate name (entry 0 has it too)",
     "blank_name": "entry 0: field 'name': must not be blank",
     "gguf_file_with_file_pretrained": "model 'a' (entry 0): field 'gguf_file': 'tiny.gguf' is a file; "
@@ -54,12 +56,11 @@ INVALID: dict[str, str] = {
     "generation_temperature_zero": "model 'a' (entry 0): field 'generation.temperature': Input should be "
                                    "greater than 0 (got 0)",
     "generation_unknown_key": "model 'a' (entry 0): field 'generation.temprature': unknown key; did you "
-                              "mean 'temperature'? (allowed: temperature, top_p, top_k, max_gen_toks)",
+                              "mean 'temperature'? (allowed: temperature, top_p, top_k, max_gen_toks, min_p)",
     "floor_curve_without_n": "model 'a' (entry 0): field 'floors.graph.cov': 'cov' is a curve; name its "
                              "threshold, e.g. 'cov@8'",
     "floor_unknown_metric": "model 'a' (entry 0): field 'floors.graph.accuracy@8': unknown metric key "
-                            "(known: bpb, ce, ce_per_token, kl, cov@N, pass_exact@N, pass_pred@N, "
-                            "pass_pred_hi@N, pass_pred_lo@N, pass_sampled@N)",
+                            f"(known: {KNOWN_METRICS})",
     "yaml_syntax": "line 4: YAML syntax error: expected ',' or ']', but got ':'",
     "top_level_list": "top level must be a mapping with a 'models:' list, got list",
     "models_not_list": "field 'models': must be a list of model entries, got dict",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from covbench.backends import BackendError, get_lm
-from covbench.checks import paired_problems, record_problems
+from covbench.checks import agreement_problems, record_problems
 from covbench.graphs.lmeval import DataSpec, TaskSpec, task_yaml
 from covbench.registry import load_registry
 from covbench.runner import RunError, TaskError, load_task, run_job, suite_tasks
@@ -51,8 +51,9 @@ def test_scoring_then_reuse_without_loading(spec, mini_tasks, tmp_path):
     first = run_job(spec.get("tiny"), "mini_fig1", tmp_path, get_lm=lm, tasks_dir=mini_tasks)
     assert not first.reused and lm.calls == 1 and first.path.exists()
     rec = first.record
-    assert rec.reference == "known" and len(rec.docs.doc_id) == 12 and rec.docs.support_logp_model
-    assert record_problems(rec) == []
+    assert rec.reference == "known" and len(first.run.docs) == 12 and first.run.docs.has_support
+    assert rec.descriptor.kind == "loglikelihood" and rec.descriptor.rank.pass_n == 8.0
+    assert record_problems(first.run) == []
     assert {"ce", "kl", "cov@4", "pass_exact@8", "pass_pred@8"} <= set(rec.metrics)
     again = run_job(spec.get("tiny"), "mini_fig1", tmp_path, get_lm=lm, tasks_dir=mini_tasks)
     assert again.reused and lm.calls == 1 and "model not loaded" in again.message
@@ -63,11 +64,11 @@ def test_scoring_then_reuse_without_loading(spec, mini_tasks, tmp_path):
 def test_growing_n_draws_only_the_missing_samples(spec, mini_tasks, tmp_path):
     lm = CountingFactory()
     small = run_job(spec.get("tiny"), "mini_fig1_sample", tmp_path, n=2, get_lm=lm, tasks_dir=mini_tasks)
-    assert small.drew == 2 and small.record.samples.n == 2
+    assert small.drew == 2 and small.run.samples.n == 2
     grown = run_job(spec.get("tiny"), "mini_fig1_sample", tmp_path, n=5, get_lm=lm, tasks_dir=mini_tasks)
-    assert grown.drew == 3 and grown.record.samples.n == 5
-    for old, new in zip(small.record.samples.generations, grown.record.samples.generations):
-        assert new[:2] == old  # the stored samples are kept, in sample-index order
+    assert grown.drew == 3 and grown.run.samples.n == 5
+    for old, new in zip(small.run.samples.generations.rows(), grown.run.samples.generations.rows()):
+        assert tuple(new[:2]) == tuple(old)  # the stored samples are kept, in sample-index order
     same = run_job(spec.get("tiny"), "mini_fig1_sample", tmp_path, n=4, get_lm=lm, tasks_dir=mini_tasks)
     assert same.reused and same.drew == 0 and lm.calls == 2
     assert "pass_sampled@4" in grown.record.metrics
@@ -76,16 +77,18 @@ def test_growing_n_draws_only_the_missing_samples(spec, mini_tasks, tmp_path):
 
 def test_sampled_and_exact_agree_on_the_paired_task(spec, mini_tasks, tmp_path):
     out = run_job(spec.get("tiny"), "mini_fig1_sample", tmp_path, n=8, tasks_dir=mini_tasks)
-    assert paired_problems(out.record, spec.get("tiny"), tmp_path, tasks_dir=mini_tasks) == []
-    assert len(run_files(tmp_path, "tiny", "mini_fig1")) == 1  # the paired scoring task was run and stored
+    scored = run_job(spec.get("tiny"), out.record.descriptor.pairs_with, tmp_path, tasks_dir=mini_tasks)
+    assert out.record.provenance.sampling["policy"] == scored.record.provenance.sampling["policy"] == "T=1"
+    assert agreement_problems(out.run, scored.run) == []
 
 
-def test_corrupt_latest_file_is_not_reused_and_not_deleted(spec, mini_tasks, tmp_path):
+def test_corrupt_latest_file_is_skipped_and_not_deleted(spec, mini_tasks, tmp_path):
     first = run_job(spec.get("tiny"), "mini_fig1", tmp_path, tasks_dir=mini_tasks)
-    bad = first.path.parent / "run-99999999T000000000000Z-0-0000.json"
-    bad.write_text("{truncated")
+    bad = first.path.parent / "run-99999999T000000000000Z-x-0-0000.safetensors"
+    bad.write_bytes(b"{truncated")
     again = run_job(spec.get("tiny"), "mini_fig1", tmp_path, tasks_dir=mini_tasks)
-    assert not again.reused and bad.exists() and first.path.exists()
+    assert again.reused and again.path == first.path  # the newest *readable* run is the current one
+    assert bad.exists() and first.path.exists()
 
 
 def test_model_that_fails_to_load_is_one_line(spec, mini_tasks, tmp_path):

@@ -89,7 +89,7 @@ def test_xdist_runs_jobs_in_parallel_without_losing_results(pytester, env):
     for model in ("tiny-a", "tiny-b"):
         for task in ("mini", "mini_sample"):
             files = run_files(env / "r4", model, task)
-            assert len(files) == 1 and read_run(files[0]).model == model
+            assert len(files) == 1 and read_run(files[0]).record.model == model
 
 
 def test_unknown_model_and_task_are_usage_errors(pytester, env):

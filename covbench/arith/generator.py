@@ -1,8 +1,7 @@
 """Seeded arithmetic problems (addition, multiplication; plain and word-problem form) with gold answers.
 
 A problem is one prompt x with a single gold answer y*. The task policy π_T puts all its mass on
-y*, so the coverage of a model π̂ is measured against that gold answer (design.md "Gold-answer
-reference"): X = −log π̂(y*|x).
+y*, so the coverage of a model π̂ is measured against that gold answer (docs/coverage-principle.md#gold-reference): X = −log π̂(y*|x).
 
 The same seed always gives the same problems, in the same order, on every machine: every draw
 comes from one ``random.Random(seed)`` stream, and Python's Mersenne Twister and ``randint`` are

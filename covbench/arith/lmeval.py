@@ -5,7 +5,7 @@ Two paths measure the same event, so the prediction can be checked against the m
 - ``arith_ll`` (loglikelihood) scores the gold continuation y* = ``" <answer>\\n"`` after a context
   that ends in ``"A:"``. X = −log π̂(y*|x) (π_ref puts mass 1 on y*), so per doc
   ``cov@N = 1[X ≥ log N]`` and ``pass_pred@N = 1 − (1 − π̂(y*|x))^N``; their means over docs are
-  Cov_N and predicted Pass@N (paper.md §1.1, §1.2; design.md "Gold-answer reference").
+  Cov_N and predicted Pass@N (docs/coverage-principle.md#cov-def, §1.2; docs/coverage-principle.md#gold-reference).
 - ``arith_sample`` (generate_until, ``until: ["\\n"]``) draws n samples of that same continuation.
   ``pass_strict@N`` counts a sample correct iff its text before the stop string is exactly
   ``" <answer>"``: that is y* up to tokenisation, the event the loglikelihood path scores.
@@ -36,6 +36,7 @@ from covbench.metrics import (
     predicted_pass_at_n,
 )
 from covbench.records import DocArrays, SampleArrays, metric_key
+from covbench.summarize import per_doc_values
 
 #: Few-shot pool size (the YAMLs take the first ``num_fewshot`` of it: one example per kind).
 FEWSHOT_POOL = 8
@@ -82,49 +83,40 @@ def ll_metric_names(cov_ns: Sequence[float] = DEFAULT_COV_NS,
     return names
 
 
-def _ll_result(results: Sequence[Any]) -> tuple[float, bool, int | None]:
-    """(log π̂(y*|x), is greedy, token count or None) from lm-eval's loglikelihood response.
-
-    Stock HFLM answers ``(ll, is_greedy)``; a token-logprob backend (lm-eval.md §6) answers
-    ``(ll, is_greedy, [per-token log-probs])``, which also gives the token count.
-    """
-    resp = results[0]
-    ll, greedy = float(resp[0]), bool(resp[1])
-    n_tok = len(resp[2]) if len(resp) > 2 and resp[2] is not None else None
-    return ll, greedy, n_tok
+_ll_result = taskglue.ll_result  # (log π̂(y*|x), is greedy, token count or None)
 
 
 def process_ll(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, Any]:
     """Per-doc metrics of one scored gold answer (means over docs are the task's metrics).
 
     ``pass_pred_lo@N`` is not a mean of per-doc values (the bracket minimises over M for the whole
-    corpus), so its per-doc value is the pair ``(X, N)`` and :func:`agg_bracket_lo` aggregates it.
+    corpus), so its per-doc value is the pair ``(X, N)`` and :func:`agg_bracket_lo` aggregates it;
+    ``ce_per_token`` is a ``(value, tokens)`` pair for :func:`covbench.taskglue.weighted_mean`. Both are
+    :class:`covbench.taskglue.Pair` s, so a task whose metric_list leaves them out (lm-eval then uses
+    ``mean``) still gets their right values.
 
     >>> m = process_ll({"answer": 7}, [(math.log(0.25), False)])
     >>> m["ce"] == -math.log(0.25), m["cov@4"], m["cov@4.6"], round(m["pass_pred@2"], 6)
     (True, 1.0, 0.0, 0.4375)
     """
     ll, greedy, n_tok = _ll_result(results)
+    docs = DocArrays(doc_id=[0], logp_model=[ll], logp_ref=[0.0], n_tokens=[n_tok or 0], n_bytes=[0])
+    out: dict[str, Any] = dict(per_doc_values(docs, None, "gold", cov_ns=DEFAULT_COV_NS, pass_ns=DEFAULT_PASS_NS)[0])
+    # Σ nll / Σ tokens over docs (taskglue.weighted_mean); missing without token counts, never 0.
+    weighted = taskglue.weighted_mean
+    out["ce_per_token"] = taskglue.Pair(out["ce_per_token"], float(n_tok), weighted) if n_tok else \
+        taskglue.Pair(math.nan, 0.0, weighted)
+    out["greedy_gold"] = float(greedy)
     x = -ll  # X = log π_ref(y*|x) − log π̂(y*|x) with π_ref(y*|x) = 1
-    out: dict[str, Any] = {
-        "ce": x,
-        # Σ nll / Σ tokens over docs (taskglue.weighted_mean); missing without token counts, never 0.
-        "ce_per_token": (x / n_tok, float(n_tok)) if n_tok else (math.nan, 0.0),
-        "greedy_gold": float(greedy),
-    }
-    covs = coverage_profile([x], DEFAULT_COV_NS)
-    out.update({metric_key("cov", n): float(c) for n, c in zip(DEFAULT_COV_NS, covs)})
-    preds = predicted_pass_at_n([ll], DEFAULT_PASS_NS)
     hi = pass_bracket([x], DEFAULT_PASS_NS).hi  # 1 − ½·Cov_{2N}: linear in Cov, so a per-doc mean
-    for n, p, h in zip(DEFAULT_PASS_NS, preds, hi):
-        out[metric_key("pass_pred", n)] = float(p)
+    for n, h in zip(DEFAULT_PASS_NS, hi):
         out[metric_key("pass_pred_hi", n)] = float(h)
-        out[metric_key("pass_pred_lo", n)] = (x, float(n))
+        out[metric_key("pass_pred_lo", n)] = taskglue.Pair(x, float(n), agg_bracket_lo)
     return out
 
 
 def agg_bracket_lo(items: Sequence[tuple[float, float]]) -> float:
-    """Aggregation of ``pass_pred_lo@N``: ``1 − min_M[Cov_M + (1 − 1/M)^N]`` over all docs (paper.md §1.2).
+    """Aggregation of ``pass_pred_lo@N``: ``1 − min_M[Cov_M + (1 − 1/M)^N]`` over all docs (docs/coverage-principle.md#bon-sandwich).
 
     >>> xs = [-math.log(0.5), -math.log(0.01)]
     >>> agg_bracket_lo([(x, 8.0) for x in xs]) == float(pass_bracket(xs, [8.0]).lo[0])
@@ -198,7 +190,7 @@ def process_sample(doc: Mapping[str, Any], results: Sequence[Any]) -> dict[str, 
 
 # ---------------------------------------------------------------- adapter: lm-eval samples -> store arrays
 
-def records(samples: Sequence[Mapping[str, Any]]) -> tuple[DocArrays | None, SampleArrays | None]:
+def records(samples: Sequence[Mapping[str, Any]], kind: str) -> tuple[DocArrays | None, SampleArrays | None]:
     """Turn ``simple_evaluate(..., log_samples=True)["samples"][task]`` into the store's arrays.
 
     A loglikelihood task gives :class:`DocArrays` (logp_ref = 0.0: the gold reference), a sampling
@@ -209,13 +201,11 @@ def records(samples: Sequence[Mapping[str, Any]]) -> tuple[DocArrays | None, Sam
     rows = sorted(samples, key=lambda s: int(s["doc_id"]))
     if not rows:
         return None, None
-    first = rows[0]
-    if "ce" in first:
+    if kind == "loglikelihood":
         return _doc_arrays(rows), None
-    if any(k.startswith("pass_sampled@") for k in first):
+    if kind == "sample":
         return None, _sample_arrays(rows)
-    raise ValueError(f"covbench.arith.lmeval.records: sample has neither 'ce' nor 'pass_sampled@N' "
-                     f"(keys: {sorted(first)[:8]})")
+    raise ValueError(f"covbench.arith.lmeval.records: kind must be 'loglikelihood' or 'sample', got {kind!r}")
 
 
 def _doc_arrays(rows: Sequence[Mapping[str, Any]]) -> DocArrays:

@@ -22,7 +22,7 @@ import numpy as np
 from covbench.arith import lmeval
 from covbench.metrics import coverage_profile, pass_at_k, pass_bracket, predicted_pass_at_n
 
-TASKS = Path(__file__).resolve().parents[2] / "tasks"
+TASKS = Path(__file__).resolve().parents[1] / "tasks"
 COV_NS = (2, 4, 8, 16, 64, 256)
 PASS_NS = (1, 4, 16)
 
@@ -68,15 +68,15 @@ def _boot_ci(per_prompt: np.ndarray, rng: np.random.Generator, iters: int = 2000
 def table(samples: dict, seed: int = 0) -> dict:
     """Summary numbers (means and 95% bootstrap CIs over prompts) from the adapter's arrays."""
     rng = np.random.default_rng(seed)
-    docs, _ = lmeval.records(samples["arith_ll"])
-    _, sampled = lmeval.records(samples["arith_sample"])
+    docs, _ = lmeval.records(samples["arith_ll"], "loglikelihood")
+    _, sampled = lmeval.records(samples["arith_sample"], "sample")
     assert docs is not None and sampled is not None
     logp = np.asarray(docs.logp_model)
     x = -logp
     strict = np.array([[g == f" {s['doc']['answer']}" for g in row]
                        for s, row in zip(sorted(samples["arith_sample"], key=lambda s: s["doc_id"]),
-                                         sampled.generations)])
-    correct = np.asarray(sampled.correct)
+                                         sampled.generations.rows())])
+    correct = np.array([list(row) for row in sampled.correct.rows()])
     n, k_docs = sampled.n, len(sampled.doc_id)
     out: dict = {"n_ll": len(x), "n_sample": k_docs, "repeats": n,
                  "ce": float(x.mean()), "ce_ci": _boot_ci(x, rng), "greedy_gold": None,

@@ -12,9 +12,16 @@ registry does) never imports lm-eval or torch.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
-__all__ = ["BackendError", "clear_cache", "get_lm", "make_lm", "model_args", "spec_hash"]
+# torchao (quantized variants, covbench/backends/quantize.py) is imported by transformers on every model
+# load once it is installed; on a CPU build of torch it logs one warning per CUDA-only extension it
+# cannot load, and torch logs a deprecation per enum it registers. Known and harmless here: not shown.
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+__all__ = ["BackendError", "clear_cache", "family_key", "get_lm", "get_lms", "make_lm", "model_args", "spec_hash"]
 
 
 def __getattr__(name: str) -> Any:

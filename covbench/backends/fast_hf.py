@@ -1,7 +1,7 @@
 """``hf-fast``: lm-eval's HF backend with one prefill per prompt, shared across the prompt's repeats.
 
 lm-eval asks for N samples of a prompt by passing N identical ``Instance`` objects in one flat list
-(lm-eval.md §6 "How repeats run"). Stock ``HFLM.generate_until`` encodes and prefills each copy as its
+(docs/lm-eval-notes.md#trap-repeats). Stock ``HFLM.generate_until`` encodes and prefills each copy as its
 own row, so the prompt's prefill is computed N times. ``FastHFLM.generate_until`` instead
 
 1. groups identical ``(context, gen_kwargs)`` requests (:func:`group_requests`),
@@ -19,9 +19,16 @@ code and the string is replicated. Anything the loop does not implement (beam se
 penalty, ``max_length`` in gen_kwargs, seq2seq models, ...) falls back to stock ``generate_until``
 on those requests, so results never silently change.
 
+Scoring (``loglikelihood``) is under the entry's own sampling policy (``policy=``: temperature,
+top-k, top-p, min-p; docs/policies.md): the identity policy is stock ``HFLM`` code, unchanged; any other
+policy goes through :func:`covbench.backends.scoring.score_policies`, the same forward pass with the
+policy transform applied to the continuation rows. ``loglikelihood_policies(requests, policies)``
+scores several policies with one forward pass, and LMs built with a shared
+:class:`~covbench.backends.family.PolicyFamily` do that automatically for all members.
+
 Randomness comes from torch's global RNG (``torch.multinomial``), which lm-eval seeds before an
 evaluation: runs are reproducible at a fixed seed and batch size (as with stock, the exact samples
-depend on the batching, lm-eval.md pitfall 8).
+depend on the batching, docs/lm-eval-notes.md#trap-batch-size).
 
 >>> from lm_eval.api.registry import get_model
 >>> get_model("hf-fast").__name__
@@ -55,6 +62,10 @@ from transformers.generation import (
     TypicalLogitsWarper,
 )
 from transformers.generation.configuration_utils import GenerationMode
+
+from covbench.backends.family import PolicyFamily
+from covbench.backends.policy import IDENTITY, Policy
+from covbench.backends.scoring import Answer, TokenRequest, encode_requests, score_policies
 
 __all__ = [
     "REGISTRY_NAME",
@@ -120,6 +131,7 @@ class FastStats:
     greedy_deduplicated: int = 0   # requests answered by replicating one greedy generation
     fallback_requests: int = 0     # requests sent to stock HFLM.generate_until unchanged
     fallback_reasons: list[str] = field(default_factory=list)
+    sampled_policies: list[Policy | None] = field(default_factory=list)   # per plan; None: not a Policy
 
 
 def _kwargs_key(gen_kwargs: dict[str, Any]) -> str:
@@ -155,8 +167,8 @@ def _forward(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
              position_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
     """One cached forward pass; returns the last position's logits in float32 ([B, V]) and the cache."""
     out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return out.logits[:, -1].to(dtype=torch.float32), out.past_key_values
+                cache=cache, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1].to(dtype=torch.float32), out.cache
 
 
 class _BufferedLayer(DynamicLayer):
@@ -210,7 +222,7 @@ def sample_continuations(model: Any, input_ids: torch.Tensor, attention_mask: to
     """Prefill P left-padded prompts once, expand the cache to ``repeats[p]`` rows each, and sample.
 
     Args:
-        model: a causal LM taking ``input_ids, attention_mask, position_ids, past_key_values``.
+        model: a causal LM taking ``input_ids, attention_mask, position_ids, cache``.
         input_ids, attention_mask: ``[P, T]``, left-padded (lm-eval's ``tok_batch_encode``).
         repeats: samples wanted per prompt row (each >= 1).
         plan: stop settings and the warper chain.
@@ -271,15 +283,48 @@ def _apply_stop_strings(unfinished: torch.Tensor, tokens: list[torch.Tensor],
 
 
 class FastHFLM(HFLM):
-    """HFLM whose ``generate_until`` prefills each distinct prompt once and shares it across repeats.
+    """HFLM whose ``generate_until`` prefills each distinct prompt once and shares it across repeats,
+    and whose ``loglikelihood`` scores the sampling policy ``policy``.
 
-    Construction, loglikelihood and everything else are stock ``HFLM``. ``batch_size`` is the number of
-    *distinct* prompts per prefill; the decode batch is that times the repeats (memory of the expanded
-    cache: prompts x repeats x (context + new tokens)). ``batch_size="auto"`` uses ``max_batch_size``.
-    ``last_stats`` tells which path answered the requests of the last call.
+    Construction is stock ``HFLM`` plus two keywords: ``policy`` (default: the identity, i.e. stock
+    scoring) and ``family`` (a :class:`PolicyFamily` shared with the LMs of the same model). ``batch_size``
+    is the number of *distinct* prompts per prefill; the decode batch is that times the repeats (memory
+    of the expanded cache: prompts x repeats x (context + new tokens)). ``batch_size="auto"`` uses
+    ``max_batch_size``. ``last_stats`` tells which path answered the requests of the last call.
     """
 
     last_stats: FastStats
+
+    def __init__(self, *args: Any, policy: Policy | None = None, family: PolicyFamily | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy = policy if policy is not None else IDENTITY
+        self.family = family
+        if family is not None:
+            family.add(self.policy)
+
+    # -- scoring under the policy ------------------------------------------------------------------
+
+    def _loglikelihood_tokens(self, requests: list[TokenRequest], disable_tqdm: bool = False,
+                              override_bs: int | None = None) -> list[Answer]:
+        """``(log π(continuation | context), is_greedy)`` under ``self.policy`` (docs/policies.md)."""
+        if self.family is not None and len(self.family.policies) > 1:
+            answers = self.family.answers(self, requests, self.policy)
+        elif self.policy.is_identity:
+            return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
+        else:
+            answers = [a for (a,) in score_policies(self, requests, [self.policy], disable_tqdm)]
+        for (request_str, _, _), answer in zip(requests, answers, strict=True):
+            if request_str is not None:
+                self.cache_hook.add_partial("loglikelihood", request_str, answer)
+        return answers
+
+    def loglikelihood_policies(self, requests: Sequence[Instance], policies: Sequence[Policy],
+                               disable_tqdm: bool = True) -> list[list[Answer]]:
+        """One forward pass, K policies: ``result[k][i]`` is request i's ``(logp, is_greedy)`` under
+        ``policies[k]``, each equal to what ``loglikelihood`` gives an LM with that policy."""
+        per_request = score_policies(self, encode_requests(self, requests), policies, disable_tqdm)
+        return [[answers[k] for answers in per_request] for k in range(len(policies))]
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         self.last_stats = FastStats(requests=len(requests))
@@ -293,6 +338,7 @@ class FastHFLM(HFLM):
         for same_kwargs in by_kwargs.values():
             plan, reason = self._sampling_plan(same_kwargs[0].gen_kwargs)
             if plan is not None:
+                self._check_sampled_policy(plan)
                 self._run_sampled(same_kwargs, plan, results, pbar)
             elif reason == "greedy":
                 self._run_greedy(requests, same_kwargs, results, pbar)
@@ -397,6 +443,21 @@ class FastHFLM(HFLM):
         plan = SamplingPlan(until=tuple(until), max_gen_toks=max_gen_toks, warpers=warpers,
                             eos_ids=eos_ids, pad_id=int(pad_id))
         return plan, ""
+
+    def _check_sampled_policy(self, plan: SamplingPlan) -> None:
+        """Warn when the sampler's warper chain is not the policy this LM scores (docs/policies.md)."""
+        sampled = Policy.from_warpers(plan.warpers, vocab_size=self._vocab_width())
+        self.last_stats.sampled_policies.append(sampled)
+        if sampled != self.policy:
+            log.warning("hf-fast: sampling with %s but scoring with %s: sampled Pass@N and the scores describe "
+                        "different policies (set the registry's generation block)",
+                        sampled.label if sampled is not None else "warpers that are not a policy",
+                        self.policy.label)
+
+    def _vocab_width(self) -> int:
+        """Width of the logits rows the warpers see (the model's output embedding size)."""
+        head = self.model.get_output_embeddings()
+        return int(head.weight.shape[0]) if head is not None else int(self.config.vocab_size)
 
     def _generation_config(self, kwargs: dict[str, Any]) -> GenerationConfig:
         """The merged config model.generate would use: the kwargs over the model's config over defaults."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from covbench.graphs import lmeval
 
-DEFAULT_TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks" / "graph"
+DEFAULT_TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks" / "graph"
 
 
 def write_yamls(tasks_dir: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""Seeded generator of the paper's layered-DAG path-finding tasks (paper.md §5), with a known π_D.
+"""Seeded generator of the paper's layered-DAG path-finding tasks (docs/coverage-principle.md#graph-task), with a known π_D.
 
 Stable API (the zoo trains on it; do not change signatures without telling its owner):
 
@@ -19,7 +19,7 @@ Stable API (the zoo trains on it; do not change signatures without telling its o
 >>> sample_docs(fig1_config(), FIG1_FINETUNE, n=2, seed=0) == docs
 True
 
-The instance (paper.md §5.1). A DAG with L + 2 layers: layer 1 = {s}, layers 2..L+1 hold 4 nodes each,
+The instance (docs/coverage-principle.md#graph-task). A DAG with L + 2 layers: layer 1 = {s}, layers 2..L+1 hold 4 nodes each,
 layer L+2 = {t}. Every graph samples its 4L + 2 node ids from [m] without replacement (m ≥ 4L + 2).
 "Passable" nodes are connected to every node of the next layer; the other nodes have no out-edges. A
 valid path is (s, v_2, ..., v_{L+1}, t) with every v_i passable. Prompt: ``"u1 v1 | u2 v2 | ... / s t ="``;
@@ -42,7 +42,7 @@ Fig. 1 (coordinator decisions, documented deviations from the paper's L = 8):
   feature 1, G2 graphs feature 0, enforced by rejection sampling; G3 graphs are unconstrained.
 - Mixtures: pre-training FIG1_PRETRAIN (1/3 each), fine-tuning FIG1_FINETUNE (G1 0.9, G2 0.1).
 
-Fig. 2 (paper.md §5.3), H = n_layers intermediate layers, default m = 128 (≥ 4·24 + 2) for every H so
+Fig. 2 (docs/coverage-principle.md#fig2), H = n_layers intermediate layers, default m = 128 (≥ 4·24 + 2) for every H so
 one tokenizer serves the family:
 - G1 (0.94): one passable node per layer, one valid path.
 - G2 (0.05): H/2 random branching layers; at branching layer i, pick v with
@@ -280,7 +280,7 @@ def sample_doc(cfg: GraphConfig, cls: str, rng: random.Random, doc_id: int = 0,
     while True:
         graph = _sample_graph(cfg, n_branch, rng)
         passable_nodes = [u for nodes in graph.passable for u in nodes]
-        # Paper §5.2: G1 has hidden-XOR feature 1, G2 feature 0 (rejection sampling); G3 is unconstrained.
+        # docs/coverage-principle.md#fig1 (arXiv 2510.15020 App. C.2): G1 has hidden-XOR feature 1, G2 feature 0 (rejection sampling); G3 is unconstrained.
         if cfg.family == "fig2" or cls == "G3" or _parity_feature(passable_nodes, subset) == (cls == "G1"):
             break
     n_valid = math.prod(len(nodes) for nodes in graph.passable)
@@ -292,7 +292,7 @@ def sample_doc(cfg: GraphConfig, cls: str, rng: random.Random, doc_id: int = 0,
         target = _rule_path(graph, flip=0 if cls == "G1" else 1)
         support = [target]
     elif cls == "G2":
-        # Paper §5.3: p(v) = p(i) XOR (⊕_{u∈V*} p(u)), V* = all intermediate passable nodes.
+        # docs/coverage-principle.md#fig2 (arXiv 2510.15020 App. C.3): p(v) = p(i) XOR (⊕_{u∈V*} p(u)), V* = all intermediate passable nodes.
         target = _rule_path(graph, flip=_parity_feature(passable_nodes, None))
         support = [target]
     else:  # fig2 G1: the single valid path
@@ -326,7 +326,7 @@ def sample_docs(cfg: GraphConfig, mixture: dict[str, float], n: int, seed: int) 
 
 def stratified_docs(cfg: GraphConfig, mixture: dict[str, float], n_per_class: int,
                     seed: int) -> list[GraphDoc]:
-    """``n_per_class`` docs of each class, weight = prior / n_per_class, so Σ weight = 1 (paper.md §2.2)."""
+    """``n_per_class`` docs of each class, weight = prior / n_per_class, so Σ weight = 1 (docs/coverage-principle.md#estimators)."""
     _check_mixture(mixture, cfg)
     if n_per_class < 1:
         raise ValueError(f"n_per_class must be >= 1, got {n_per_class}")

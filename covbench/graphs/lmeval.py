@@ -8,13 +8,13 @@ sits next to the YAML), so the glue does not depend on the working directory.
 Data: ``custom_dataset: !function covbench.graphs.lmeval.load_dataset``. lm-eval 0.4.13 calls it with the
 task's ``metadata`` as keyword arguments (api/task.py:865); it regenerates the docs in memory from the
 seeded spec in ``metadata.covbench.data`` (about 0.1-0.7 s), so no data file and no path is involved
-(lm-eval.md pitfall 13). ``covbench data write`` exports the same docs as JSONL for inspection.
+(docs/lm-eval-notes.md#trap-data-files). ``covbench data write`` exports the same docs as JSONL for inspection.
 
 Requests. ``graph_fig1`` and ``graph_fig2_h*`` score every path of S_x (the π_D support: ≤ 4 paths in
 Fig. 1, 1 or 16 in Fig. 2) with the stock ``output_type: multiple_choice`` (choices = S_x,
 ``target_delimiter: ""`` because each path text starts with a space): one loglikelihood request per
 path, robust under the stock CLI, no custom Task class. Per doc, KL, CE and Cov_N are then exact
-expectations over π_D(·|x) (paper.md §2.2 step 5) and log π̂(S_x|x) = logsumexp gives exact Pass@N.
+expectations over π_D(·|x) (docs/coverage-principle.md#est-exact) and log π̂(S_x|x) = logsumexp gives exact Pass@N.
 ``graph_fig1_sample`` uses ``generate_until`` with ``repeats`` samples of at most L + 3 tokens and the
 verifier (``covbench.graphs.verifier``); a ``take_first_k`` filter keeps all repeats.
 
@@ -85,19 +85,22 @@ class TaskSpec:
     description: str = ""
     extra: dict = field(default_factory=dict)
     pairs_with: str | None = None  # sampling task: the scoring task on the same docs (suite cross-checks)
+    rank: tuple[float, float] = (8.0, 4.0)  # (pass_n, cov_n) the leaderboard ranks the task at
+    classes: tuple[str, ...] = ()  # the docs' class labels, in display order
 
 
 _FIG1_DATA = DataSpec(family="fig1", n_layers=4, m=32, mixture="fig1_finetune", seed=1, n=512)
 TASKS: dict[str, TaskSpec] = {
-    "graph_fig1": TaskSpec("graph_fig1", _FIG1_DATA, "loglikelihood",
+    "graph_fig1": TaskSpec("graph_fig1", _FIG1_DATA, "loglikelihood", classes=("G1", "G2"),
                            description="Fig. 1 fine-tuning mixture (G1 0.9 / G2 0.1), exact CE/KL/Cov_N/Pass@N"),
     "graph_fig1_sample": TaskSpec("graph_fig1_sample", _FIG1_DATA, "sample", repeats=32, first_docs=128,
-                                  pairs_with="graph_fig1",
+                                  pairs_with="graph_fig1", classes=("G1", "G2"),
                                   description="Fig. 1, measured Pass@N from 32 samples per prompt"),
     **{f"graph_fig2_h{h}": TaskSpec(
         f"graph_fig2_h{h}", DataSpec(family="fig2", n_layers=h, m=128, mixture="fig2", seed=2000 + h,
                                      n_per_class=256),
-        "loglikelihood", weighted=True,
+        "loglikelihood", weighted=True, rank=(32.0, 16.0), classes=("G1", "G2", "G3"),
+        # Fig. 2 of the paper reads coverage at N = 16 (docs/coverage-principle.md#fig2): Pass@32 with Cov_16
         description=f"Fig. 2, H = {h}: classes 0.94/0.05/0.01, stratified, exact CE/KL/Cov_N")
        for h in gen.FIG2_HS},
 }
@@ -171,7 +174,7 @@ weighted_mean = taskglue.weighted_mean
 
 # --- store adapter ------------------------------------------------------------------------------------
 
-def records(samples: list[dict]) -> tuple[DocArrays | None, SampleArrays | None]:
+def records(samples: list[dict], kind: str) -> tuple[DocArrays | None, SampleArrays | None]:
     """lm-eval per-sample dicts (``simple_evaluate(..., log_samples=True)["samples"][task]``) -> arrays.
 
     Scoring tasks give ``DocArrays`` (target and whole-support log-probs, log π̂(S_x|x)); sampling tasks
@@ -181,24 +184,11 @@ def records(samples: list[dict]) -> tuple[DocArrays | None, SampleArrays | None]
     if not samples:
         return None, None
     rows = sorted(samples, key=lambda s: int(s["doc_id"]))
-    if _is_sampling(rows[0]):
+    if kind == "sample":
         return None, _sample_arrays(rows)
-    return _doc_arrays(rows), None
-
-
-def _is_sampling(sample: dict) -> bool:
-    resps = sample["filtered_resps"]
-    first = resps[0] if resps else None
-    return isinstance(first, str) or (isinstance(first, list) and all(isinstance(x, str) for x in first)
-                                      and not _looks_numeric(first))
-
-
-def _looks_numeric(values: list) -> bool:
-    try:
-        float(values[0])
-        return len(values) == 2 and values[1] in ("True", "False", True, False)
-    except (TypeError, ValueError, IndexError):
-        return False
+    if kind == "loglikelihood":
+        return _doc_arrays(rows), None
+    raise ValueError(f"covbench.graphs.lmeval.records: kind must be 'loglikelihood' or 'sample', got {kind!r}")
 
 
 def _doc_arrays(rows: list[dict]) -> DocArrays:
@@ -264,15 +254,20 @@ def task_config(spec: TaskSpec) -> dict[str, Any]:
                 "target_delimiter": "", "process_results": f"!function {_FN}.{fn}"}
     else:
         cfg |= {"output_type": "generate_until", "doc_to_target": "target", "repeats": spec.repeats,
+                # top_k 0: the full distribution (transformers 5 would add top_k = 50), the one scored
                 "generation_kwargs": {"until": ["\n"], "max_gen_toks": response_len + 1, "do_sample": True,
-                                      "temperature": 1.0},
+                                      "temperature": 1.0, "top_k": 0},
                 "filter_list": [{"name": "all", "filter": [
                     {"function": "custom", "filter_fn": "!function covbench.taskglue.keep_all"}]}],
                 "process_results": f"!function {_FN}.process_results_sample"}
     keys = taskglue.metric_names(spec.kind)
     cfg["metric_list"] = taskglue.metric_list(keys, weighted=spec.weighted, aggregation_fn=f"{_FN}.weighted_mean")
-    cfg["metadata"] = {"version": 1.0, "covbench": {"reference": "known", "kind": spec.kind,
-                                                    "adapter": ADAPTER, "data": data}}
+    block: dict[str, Any] = {"reference": "known", "kind": spec.kind, "adapter": ADAPTER, "title": spec.description}
+    if spec.rank != (8.0, 4.0):
+        block["rank"] = {"pass_n": spec.rank[0], "cov_n": spec.rank[1]}
+    if spec.classes:
+        block["classes"] = list(spec.classes)
+    cfg["metadata"] = {"version": 1.0, "covbench": {**block, "data": data}}
     if spec.pairs_with:
         cfg["metadata"]["covbench"]["pairs_with"] = spec.pairs_with
     return cfg

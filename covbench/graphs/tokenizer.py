@@ -1,10 +1,10 @@
-"""Word-level tokenizer of the graph tasks, saved as a transformers tokenizer (paper.md §5.1, "numeral").
+"""Word-level tokenizer of the graph tasks, saved as a transformers tokenizer (docs/coverage-principle.md#graph-task, "numeral").
 
 Vocabulary, in id order: the node ids ``"0" .. "m-1"`` (token id == node id, so a model's logits over the
 first m ids are directly a distribution over nodes), then ``"|"``, ``"/"``, ``"="``, then the specials
 ``"<eos>"``, ``"<pad>"``, ``"<unk>"``. Text is split on whitespace only (prompts and responses are plain
 whitespace-separated text, so any text tokenizer can read them too); decoding joins tokens with one space.
-eos is required by lm-eval's HF backend (lm-eval.md pitfall 11); bos is left unset, so HFLM uses eos as
+eos is required by lm-eval's HF backend (docs/lm-eval-notes.md#trap-tokenizer-eos); bos is left unset, so HFLM uses eos as
 the prefix token, and no special token is added when encoding.
 
 >>> tok = build_tokenizer(8)

@@ -1,7 +1,7 @@
 """Paired percentile bootstrap over prompts: every model sees the same resampled prompts.
 
 Pairing matters: two models scored on the same prompts are compared on the same resamples, so the
-prompt-to-prompt difficulty cancels in their difference and in rank statistics (design.md "Ranks").
+prompt-to-prompt difficulty cancels in their difference and in rank statistics (docs/coverage-principle.md#ranks).
 The resamples of a (seed, B, prompts) triple are drawn once; the fast path turns them into a count
 matrix ``C[b, i]`` (how often prompt i is in resample b), so every resampled weighted mean of every
 model is one matrix product: ``(V·w) @ Cᵀ / (w @ Cᵀ)``.

@@ -1,4 +1,4 @@
-"""The Pass@N bracket that the coverage profile alone implies for single-answer tasks (paper.md §1.2).
+"""The Pass@N bracket that the coverage profile alone implies for single-answer tasks (docs/coverage-principle.md#bon-sandwich).
 
 With p(x) = π̂(y*|x), X = −log p and Cov_M = P_x[X ≥ log M] (the "explicit sandwich"):
 

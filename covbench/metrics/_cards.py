@@ -25,11 +25,15 @@ class MetricCard:
     formula: str
     card: str
     citation: str
+    curve: bool = False  # keyed by a threshold N ("cov@4"), or a scalar ("ce")
+    monotone: int = 0  # in N: −1 non-increasing, +1 non-decreasing, 0 no shape (checked by the suite)
 
 
 def _card(name: str, title: str, hib: bool, rng: tuple[float, float], unit: str, formula: str,
-          card: str, citation: str = _PAPER) -> MetricCard:
-    return MetricCard(name, title, hib, rng, unit, formula, " ".join(card.split()), citation)
+          card: str, citation: str = _PAPER, *, monotone: int | None = None) -> MetricCard:
+    """A card; ``monotone`` given (−1, 0 or +1) makes it a curve over N."""
+    return MetricCard(name, title, hib, rng, unit, formula, " ".join(card.split()), citation,
+                      curve=monotone is not None, monotone=monotone or 0)
 
 
 _INF = math.inf
@@ -60,29 +64,38 @@ METRICS: dict[str, MetricCard] = {c.name: c for c in (
           """The reference mass that the model under-weights by a factor of at least N: a bad tail,
           so lower is better, and non-increasing in N. It is what predicts Best-of-N: failure of
           Pass@N lies between ½·Cov_{2N} and Cov_M + (1 − 1/M)^N (paper Eq. 1, Props D.6/D.7).
-          For gold-answer tasks π_ref puts all mass on the gold answer, so Cov_N = P_x[π̂(y*|x) ≤ 1/N]."""),
+          For gold-answer tasks π_ref puts all mass on the gold answer, so Cov_N = P_x[π̂(y*|x) ≤ 1/N].""", monotone=-1),
+    _card("cov_set", "Coverage of the correct set", False, (0.0, 1.0), "probability",
+          "Cov_M = P_x[π̂(S_x|x) ≤ 1/M], from c correct of n sampled verdicts per prompt",
+          """The share of prompts on which the model produces a correct response (one its verifier
+          accepts) with probability at most 1/M: a bad tail, lower is better. Unlike Cov_N of one
+          gold string it counts every correct response, so it is meaningful for code and math. n
+          verdicts per prompt identify it only partially: the value is the NPMLE point estimate,
+          missing where M > n/2, and the interval is a finite-sample one, valid for any
+          distribution of the per-prompt success probability (docs/verifier-coverage.md).
+          Computed from final-answer matches it is the answer-level coverage of paper §7.1.""", monotone=-1),
     _card("pass_exact", "Pass@N (exact)", True, (0.0, 1.0), "probability",
           "E_x[1 − (1 − π̂(S_x|x))^N]",
           """Probability that at least one of N samples is correct, computed exactly from the model's
-          probability mass on the enumerable set S_x of correct responses: no sampling error."""),
+          probability mass on the enumerable set S_x of correct responses: no sampling error.""", monotone=1),
     _card("pass_sampled", "Pass@N (sampled)", True, (0.0, 1.0), "probability",
           "E_x[1 − C(n−c, N)/C(n, N)]",
           """Unbiased estimate of Pass@N from n ≥ N samples per prompt of which c pass the verifier
-          (stable product form). Missing when n < N, never 1.""", _CODEX),
+          (stable product form). Missing when n < N, never 1.""", _CODEX, monotone=1),
     _card("pass_pred", "Pass@N predicted from scoring", True, (0.0, 1.0), "probability",
           "E_x[1 − (1 − π̂(y*|x))^N]",
           """Pass@N predicted from the model's probability of the gold answer alone. Equals exact
           Pass@N when the gold answer is the only correct string, and is a lower bound when several
-          strings are correct."""),
+          strings are correct.""", monotone=1),
     _card("pass_pred_lo", "Pass@N lower bound from coverage", True, (0.0, 1.0), "probability",
           "1 − min_M [Cov_M + (1 − 1/M)^N]",
           """The Pass@N that the coverage profile guarantees on a single-answer task: a prompt covered
-          at level M fails N independent samples with probability below (1 − 1/M)^N (paper §1.2,
-          Prop D.6)."""),
+          at level M fails N independent samples with probability below (1 − 1/M)^N (docs/coverage-principle.md#bon-sandwich;
+          arXiv 2510.15020 Prop D.6).""", monotone=1),
     _card("pass_pred_hi", "Pass@N upper bound from coverage", True, (0.0, 1.0), "probability",
           "1 − ½·Cov_{2N}",
           """The most Pass@N that the coverage profile allows on a single-answer task: a prompt not
-          covered at level 2N fails all N samples with probability at least ½ (paper Prop D.7)."""),
+          covered at level 2N fails all N samples with probability at least ½ (paper Prop D.7).""", monotone=1),
 )}
 
 
@@ -94,7 +107,7 @@ def card_for(key: str) -> MetricCard:
         True
         >>> card_for("covv@2")
         Traceback (most recent call last):
-        KeyError: "unknown metric 'covv' (did you mean 'cov'?); known: bpb, ce, ce_per_token, cov, kl, pass_exact, pass_pred, pass_pred_hi, pass_pred_lo, pass_sampled"
+        KeyError: "unknown metric 'covv' (did you mean 'cov'?); known: bpb, ce, ce_per_token, cov, cov_set, kl, pass_exact, pass_pred, pass_pred_hi, pass_pred_lo, pass_sampled"
     """
     name = key.partition("@")[0]
     if name not in METRICS:

@@ -1,4 +1,4 @@
-"""Coverage profile, KL and cross-entropy from per-response log-probs (paper.md §1.1, §1.3, §2.2).
+"""Coverage profile, KL and cross-entropy from per-response log-probs (docs/coverage-principle.md#cov-def, #cov-vs-kl, #estimators).
 
 Everything is in nats on the *sequence* level: ``X = log π_ref(y|x) − log π̂(y|x)`` summed over the
 response tokens. Cov_N is a bad tail (lower is better); KL is the mean of X; CE is the mean of −log π̂.
@@ -58,7 +58,7 @@ def coverage_profile(log_ratios: object, Ns: object, weights: object = None) -> 
 
 
 def kl(log_ratios: object, weights: object = None) -> float:
-    """KL(π_ref‖π̂) estimate: the (weighted) mean of X over responses y ∼ π_ref (paper §1.3).
+    """KL(π_ref‖π̂) estimate: the (weighted) mean of X over responses y ∼ π_ref (docs/coverage-principle.md#est-kl).
 
     ``+inf`` entries give ``inf`` (honest: the model misses a reference response). ``-inf`` means the
     reference gives its own sample zero probability, which is impossible, so it raises.
@@ -95,7 +95,7 @@ class CrossEntropy:
 
 def cross_entropy(logp_model: object, n_tokens: object = None, n_bytes: object = None,
                   weights: object = None) -> CrossEntropy:
-    """Sequence, per-token and bits-per-byte cross-entropy (paper §1.3 D_CE; lm-eval's bpb).
+    """Sequence, per-token and bits-per-byte cross-entropy (docs/coverage-principle.md#est-ce: the paper's D_CE, §3; lm-eval's bpb).
 
     Per-token and per-byte values are ratios of (weighted) sums, as lm-eval's ``bits_per_byte``,
     not means of per-doc ratios. A ``-inf`` log-prob gives ``+inf`` CE; NaN raises.
@@ -143,7 +143,7 @@ def support_log_ratios(support_logp_ref: object, support_logp_model: object,
     """Flatten enumerated supports into (X, weights) for exact expectations over π_ref(·|x).
 
     Per doc d and response y in its support S_d: ``X = log π_ref(y|x_d) − log π̂(y|x_d)`` with weight
-    ``π_ref(y|x_d) · w_d`` (paper.md §2.2 step 5, "exact weighting"). Entries with π_ref = 0 carry no
+    ``π_ref(y|x_d) · w_d`` (docs/coverage-principle.md#est-exact, "exact weighting"). Entries with π_ref = 0 carry no
     weight and are dropped. Pass the result to :func:`coverage_profile` or :func:`kl`.
 
     Examples:

@@ -1,6 +1,6 @@
 """Input checks shared by the metric modules: one-line ``ValueError``s that name the function and field.
 
-Conventions every metric follows (design.md, "Missing is not zero"):
+Conventions every metric follows (docs/coverage-principle.md#conventions):
 
 - NaN in a data array is an error (a silent NaN would turn into a wrong number), never a value;
 - an empty input or weights that sum to zero give NaN (missing), not 0 and not an exception;
@@ -48,7 +48,10 @@ def as_weights(weights: object, n: int, where: str, field: str = "weights") -> n
     bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
     if bad.size:
         raise ValueError(f"{where}: {field}[{bad[0]}] is {float(w[bad[0]])!r}; weights must be finite and >= 0")
-    return w
+    # Only relative weights matter; rescaling to max 1 keeps Σ w·v from underflowing when every weight
+    # is tiny (e.g. subnormal), where Σ w·v / Σ w would otherwise come out as 0 instead of the mean.
+    top = float(w.max()) if w.size else 0.0
+    return w / top if top > 0 else w
 
 
 def as_thresholds(ns: object, where: str, field: str = "Ns") -> np.ndarray:

@@ -1,6 +1,6 @@
 """Pass@N: the unbiased sampled estimator, the exact value from scoring, and coverage's prediction.
 
-Formulas: paper.md §1.2 and §2.2 step 6; the estimator is Chen et al. 2021 (Codex, arXiv 2107.03374).
+Formulas: docs/coverage-principle.md#bon-sandwich, #est-pass-exact; the estimator is Chen et al. 2021 (Codex, arXiv 2107.03374).
 """
 
 from __future__ import annotations
@@ -46,8 +46,12 @@ def pass_at_k(n: object, c: object, k: object) -> np.ndarray:
         raise ValueError("pass_at_k: c > n (more correct samples than samples)")
     n_b, c_b, k_b = np.broadcast_arrays(n_a, c_a, k_a)
     out = np.full(n_b.shape, np.nan)
-    pairs = np.unique(np.stack([n_b.ravel(), k_b.ravel()], axis=1), axis=0)
-    for nn, kk in (p for p in pairs.tolist() if p[1] <= p[0]):
+    # Distinct (n, k) pairs as one integer each (a 1-D unique is far cheaper than unique rows).
+    stride = int(k_b.max(initial=0)) + 1
+    for code in np.unique(n_b.ravel() * stride + k_b.ravel()).tolist():
+        nn, kk = divmod(int(code), stride)
+        if kk > nn:
+            continue
         sel = (n_b == nn) & (k_b == kk)
         cc = c_b[sel]
         c_max = min(int(cc.max()), nn - kk)
@@ -121,7 +125,7 @@ def pass_at_n_per_prompt(log_p: object, Ns: object) -> np.ndarray:
 def exact_pass_at_n(log_p_correct: object, Ns: object, weights: object = None) -> np.ndarray:
     """Exact Pass@N ``E_x[1 − (1 − π̂(S_x|x))^N]`` from the log of the model's mass on each correct set.
 
-    No sampling: the value follows from scoring the enumerable correct set S_x (paper.md §2.2 step 6).
+    No sampling: the value follows from scoring the enumerable correct set S_x (docs/coverage-principle.md#est-pass-exact).
 
     Returns:
         float64 array shaped like ``Ns``; NaN for empty input or weights summing to zero.
@@ -143,8 +147,7 @@ def exact_pass_at_n(log_p_correct: object, Ns: object, weights: object = None) -
 def predicted_pass_at_n(log_p_gold: object, Ns: object, weights: object = None) -> np.ndarray:
     """Pass@N predicted from scoring the gold answer: ``E_x[1 − (1 − π̂(y*|x))^N]``.
 
-    For single-answer tasks this is the per-prompt exact form of the coverage prediction (paper.md
-    §1.2, "explicit sandwich", p(x) = π̂(y*|x)). It equals exact Pass@N when y* is the *only* correct
+    For single-answer tasks this is the per-prompt exact form of the coverage prediction (docs/coverage-principle.md#bon-sandwich, "explicit sandwich", p(x) = π̂(y*|x)). It equals exact Pass@N when y* is the *only* correct
     string; when several strings are correct it is a **lower bound** (the model's mass on the correct
     set is at least its mass on y*). It is a prediction from scoring, not a measurement.
 

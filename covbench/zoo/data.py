@@ -4,7 +4,7 @@ Token ids come from the graph tokenizer's vocabulary (``covbench.graphs.tokenize
 trainer sees is exactly what lm-eval's HF backend feeds the saved checkpoint: the prompt tokens, then
 the response tokens, with no bos/eos (HFLM encodes context and continuation without special tokens).
 Batches are right-padded; ``labels`` are −100 everywhere except the response tokens (loss on the
-response only, paper.md §5.1 recommendation).
+response only, docs/coverage-principle.md#graph-task recommendation).
 
 >>> from covbench.graphs.generator import FIG1_FINETUNE, fig1_config
 >>> stream = DocStream(fig1_config(), FIG1_FINETUNE, seed=0)

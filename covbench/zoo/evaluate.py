@@ -5,8 +5,8 @@ of every held-out prompt is scored (``scoring.score_docs``), so all numbers are 
 over π_D(·|x) per prompt, averaged over prompts (no sampling):
 
 - CE = mean −log π̂(y|x) of the target y ∼ π_D (sequence nats; G1/G2 are deterministic, so CE = KL);
-- KL = mean X with X = log π_D(y|x) − log π̂(y|x) (paper.md §1.3), Cov_N = P[X ≥ log N] (Eq. 4);
-- valid mass = mean π̂(valid paths|x); exact Pass@N = E_x[1 − (1 − π̂(S_x|x))^N] (paper.md §2.2);
+- KL = mean X with X = log π_D(y|x) − log π̂(y|x) (docs/coverage-principle.md#cov-vs-kl), Cov_N = P[X ≥ log N] (Eq. 4);
+- valid mass = mean π̂(valid paths|x); exact Pass@N = E_x[1 − (1 − π̂(S_x|x))^N] (docs/coverage-principle.md#estimators);
 - π̂ of the G1 rule path and of the G2 rule path, averaged over prompts (the Fig. 1 mechanism).
 
 Selection uses a *separate* held-out set of π_D samples (another seed): the min-CE pick

@@ -2,11 +2,11 @@
 
 For a Fig. 1 prompt there are at most 4 valid paths, so the model's whole distribution over valid
 responses is enumerable: ``log π̂(path | x)`` for each valid path (the sum of its response-token
-log-probs, paper.md §2.2 step 4) gives
+log-probs, docs/coverage-principle.md#scoring) gives
 
 - the mass on valid paths ``Σ_path π̂(path|x)`` (the pre-training stop rule);
 - ``log π̂(y|x)`` for y = the doc's target (a sample of π_D) and for each y in S_x;
-- ``log π̂(S_x|x) = logsumexp_{y ∈ S_x} log π̂(y|x)`` (exact Pass@N, paper.md §2.2 step 6).
+- ``log π̂(S_x|x) = logsumexp_{y ∈ S_x} log π̂(y|x)`` (exact Pass@N, docs/coverage-principle.md#est-pass-exact).
 
 This module knows torch and the model; the statistics on top are ``covbench.metrics`` (pure numpy).
 

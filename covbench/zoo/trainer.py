@@ -1,5 +1,5 @@
 """The zoo trainer: pre-train on the Fig. 1 pre-training mixture until the model has learned validity,
-then fine-tune online on the 90/10 mixture, saving log-spaced checkpoints (paper.md §5.2).
+then fine-tune online on the 90/10 mixture, saving log-spaced checkpoints (docs/coverage-principle.md#fig1).
 
 Steps, in order (``train``):
 

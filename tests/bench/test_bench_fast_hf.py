@@ -2,7 +2,7 @@
 
 Both backends get the flat request list lm-eval's evaluator builds for ``graph_fig1_sample`` (128 prompts
 of 69-78 tokens, ``repeats: 32``, up to 7 new tokens, ``do_sample: true``, ``temperature: 1.0``): each
-Instance repeated ``repeats`` times (lm-eval.md §6). The model is a random GPT-2 of the issue's shape
+Instance repeated ``repeats`` times (docs/lm-eval-notes.md#trap-repeats). The model is a random GPT-2 of the issue's shape
 (3 layers, 96 wide, 3 heads; 351,648 parameters with the m = 32 graph vocabulary and 128 positions).
 Both use ``batch_size=32``: stock generates 32 rows per ``model.generate`` call (one prompt's 32 copies);
 hf-fast prefills 32 distinct prompts per forward and decodes their 1024 rows together.
@@ -24,10 +24,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from covbench.backends.fast_hf import FastHFLM
+from covbench.taskmeta import TASKS_DIR
 from covbench.tiny import build_tiny_gpt2
 
 TASK = "graph_fig1_sample"
-TASKS_DIR = Path(__file__).resolve().parents[2] / "tasks"
 N_SAMPLES = 32
 BATCH_SIZE = 32
 _SECONDS: dict[str, float] = {}   # backend -> fastest round, for the ratio
