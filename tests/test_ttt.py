@@ -253,7 +253,8 @@ def test_lm_generate_until_samples_and_stops(sharp_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(("kw", "field"), [({"do_sample": True, "temperature": 0.7}, "temperature"),
-                                           ({"do_sample": True, "temperature": 1.0, "top_k": 5}, "top_k")])
+                                           ({"do_sample": True, "temperature": 1.0, "top_k": 5}, "top_k"),
+                                           ({"do_sample": True, "top_k": 0, "top_p": 0.9}, "top_p")])
 def test_lm_unsupported_sampling_is_a_one_line_error(sharp_dir: Path, kw: dict, field: str) -> None:
     lm = TTTLM(pretrained=str(sharp_dir), device="cpu", batch_size=1, ttt_lr=0.5)
     with pytest.raises(ValueError, match=rf"^ttt: gen_kwargs field '{field}': [^\n]+$"):
@@ -287,7 +288,7 @@ def test_runner_scores_and_samples_the_ttt_policy_consistently(tmp_path: Path) -
     """A TTT entry on 24-doc Fig. 1 tasks: its scores differ from the same weights without TTT, and its
     exact Pass@N (every path of S_x scored with its own updates) agrees with Pass@N measured from its
     own TTT samples within the suite's 4-standard-error check."""
-    from covbench.checks import paired_problems
+    from covbench.checks import agreement_problems, same_policy
     from covbench.graphs.generator import fig1_config
     from covbench.graphs.lmeval import DataSpec, TaskSpec, task_yaml
     from covbench.registry import load_registry
@@ -306,11 +307,13 @@ def test_runner_scores_and_samples_the_ttt_policy_consistently(tmp_path: Path) -
                         f"  - {{name: ttt, pretrained: {model_dir}, ttt: {{lr: 0.05}}}}\n")
     reg = load_registry(reg_path)
     results = tmp_path / "results"
-    plain = run_job(reg.get("plain"), "ttt_fig1", results, tasks_dir=tasks).record
-    ttt = run_job(reg.get("ttt"), "ttt_fig1", results, tasks_dir=tasks).record
+    plain = run_job(reg.get("plain"), "ttt_fig1", results, tasks_dir=tasks).run
+    ttt = run_job(reg.get("ttt"), "ttt_fig1", results, tasks_dir=tasks).run
     assert ttt.docs is not None and plain.docs is not None
     assert max(abs(a - b) for a, b in zip(ttt.docs.logp_model, plain.docs.logp_model)) > 1e-3
-    assert 0.02 < ttt.metrics["pass_exact@1"].value < 0.98  # an informative comparison, not 0 vs 0
-    sampled = run_job(reg.get("ttt"), "ttt_fig1_sample", results, tasks_dir=tasks).record
+    assert 0.02 < ttt.record.metrics["pass_exact@1"].value < 0.98  # an informative comparison, not 0 vs 0
+    sampled = run_job(reg.get("ttt"), "ttt_fig1_sample", results, tasks_dir=tasks).run
     assert sampled.samples is not None and sampled.samples.n == 24
-    assert paired_problems(sampled, reg.get("ttt"), results, tasks_dir=tasks) == []
+    assert same_policy(sampled.record, ttt.record)  # else the agreement check below would compare nothing
+    assert any(k.startswith("pass_sampled@") for k in sampled.record.metrics)
+    assert agreement_problems(sampled, ttt) == []

@@ -327,17 +327,25 @@ class TTTLM(HFLM):
 
 
 _SAMPLING_KEYS_OK = {"do_sample", "temperature"}
+#: Truncation settings at their "off" values (the full distribution): what covbench's sampling tasks and
+#: policies spell out explicitly (``top_k: 0`` switches off transformers' default of 50; docs/policies.md).
+_NO_TRUNCATION = {"top_k": (0,), "top_p": (1.0,), "min_p": (0.0,)}
 
 
 def _check_sampling(kwargs: dict[str, Any]) -> bool:
-    """True for greedy decoding; sampling must be plain temperature-1 sampling (one-line error otherwise)."""
+    """True for greedy decoding; sampling must be plain temperature-1 sampling (one-line error otherwise).
+
+    >>> _check_sampling({"do_sample": True, "temperature": 1.0, "top_k": 0})
+    False
+    """
     if not kwargs.get("do_sample"):
         return True
     temperature = float(kwargs.get("temperature", 1.0))
     if temperature != 1.0:
         raise ValueError(f"ttt: gen_kwargs field 'temperature': TTT samples at temperature 1 (the policy its "
                          f"scores describe), got {temperature}")
-    extra = sorted(k for k, v in kwargs.items() if k not in _SAMPLING_KEYS_OK and v is not None)
+    extra = sorted(k for k, v in kwargs.items()
+                   if k not in _SAMPLING_KEYS_OK and v is not None and v not in _NO_TRUNCATION.get(k, ()))
     if extra:
         raise ValueError(f"ttt: gen_kwargs field '{extra[0]}': not supported by test-time-training decoding")
     return False
