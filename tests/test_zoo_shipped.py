@@ -122,7 +122,10 @@ def test_fig2_registry_entries_point_at_the_shipped_runs():
         assert Path(spec.source.pretrained).resolve() == (FIG2_CHECKPOINTS / name).resolve()
         h = int(name.split("-h")[1].split("-")[0])
         assert spec.tasks == [f"graph_fig2_h{h}"] and not spec.default
-        assert spec.family == "fig2-" + name.split("-")[1] and spec.step == int(name.rsplit("-s", 1)[1])
+        # one family per rule, placed on the H axis: the family page plots each H's seeds at x = H
+        assert spec.family == "fig2-" + name.split("-")[1] and spec.axis == "H" and spec.x == h
+    base = reg.get("fig2-base")
+    assert base.tasks == [f"graph_fig2_h{h}" for h in (8, 16, 24)] and base.family is None and not base.default
 
 
 @pytest.mark.slow
