@@ -317,3 +317,12 @@ def test_runner_scores_and_samples_the_ttt_policy_consistently(tmp_path: Path) -
     assert same_policy(sampled.record, ttt.record)  # else the agreement check below would compare nothing
     assert any(k.startswith("pass_sampled@") for k in sampled.record.metrics)
     assert agreement_problems(sampled, ttt) == []
+    # both entries run on one loaded model (docs/ttt.md): after the TTT runs it still holds θ
+    from transformers import AutoModelForCausalLM
+
+    from covbench.backends.weights import weights_for
+
+    shared = weights_for(reg.get("ttt")).model
+    assert shared is weights_for(reg.get("plain")).model
+    fresh = AutoModelForCausalLM.from_pretrained(model_dir).state_dict()
+    assert all(torch.equal(t, fresh[k]) for k, t in shared.state_dict().items())

@@ -129,6 +129,7 @@ def test_fig2_registry_entries_point_at_the_shipped_runs():
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")  # 2 threads on shared cores: 100 s of CPU; 1: 12 s
 def test_fig2_stored_validation_reproduces_from_the_weights():
     """Re-measure one run at the smallest H from its stored float16 weights on its whole validation set:
     the numbers are the ones its covbench_train.json reports (same docs, same weights)."""
