@@ -105,6 +105,18 @@ class ResourceSpec(_Spec):
     memory_gb: float | None = Field(None, gt=0, description="memory reserved for the worker, GiB (None: none)")
 
 
+class TTTSpec(_Spec):
+    """Test-time-training decoding (paper Eq. 22–23, docs/ttt.md): a step per token, reset per sequence.
+
+    ``lr`` is η; ``project`` is null (no projection) or the radius r of the ball ‖ϑ − θ‖₂ ≤ r that every
+    step is projected onto. Scoring and sampling both run the updates (``covbench.backends.ttt``).
+    """
+
+    lr: float = Field(gt=0, description="η: step size of the per-token update")
+    project: float | None = Field(None, gt=0, description="radius r of the ball around θ, or null")
+    reset: Literal["per_sequence"] = "per_sequence"
+
+
 class ModelSpec(_Spec):
     """One registered model.
 
@@ -135,6 +147,7 @@ class ModelSpec(_Spec):
     quantize: QuantizeSpec | None = None
     adapter: str | None = Field(None, min_length=1)   # peft adapter folder, relative to the registry file
     resources: ResourceSpec | None = None  # a cluster worker's share (docs/executors.md); None: 1 CPU
+    ttt: TTTSpec | None = None  # test-time-training decoding (scoring and sampling); None: plain decoding
 
     _source: Source = PrivateAttr()
     _adapter_path: Path | None = PrivateAttr(default=None)
@@ -423,7 +436,7 @@ def _describe(err: Any, entry: dict[str, Any]) -> tuple[str, str]:
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     nested: dict[str, type[BaseModel]] = {"generation": GenerationDefaults, "quantize": QuantizeSpec,
-                                          "resources": ResourceSpec}
+                                          "resources": ResourceSpec, "ttt": TTTSpec}
     model = nested.get(str(loc[0]), ModelSpec) if len(loc) > 1 else ModelSpec
     return list(model.model_fields)
 

@@ -114,11 +114,12 @@ def test_spec_hash_follows_every_scoring_field_and_families_ignore_only_the_poli
     assert len(set(families[:4])) == 1                     # policies only: one family
     assert len(set(families[3:])) == len(variants) - 3     # weights differ: different families
     # an entry that uses none of the new fields hashes exactly as before they existed (stored results
-    # stay reusable): the old canonical form has no quantize, adapter or generation.min_p keys
+    # stay reusable): the old canonical form has no quantize, adapter, ttt or generation.min_p keys
     for entry in ("backend: hf-fast", "backend: hf-fast, generation: {temperature: 0.7, max_gen_toks: 5}"):
         spec = load_registry(_registry(tmp_path, entry)).get("x")
         old = {k: v for k, v in spec.model_dump(mode="json").items()
-               if k not in ("description", "tags", "default", "floors", "tasks", "quantize", "adapter")}
+               if k not in ("description", "tags", "default", "floors", "tasks", "axis", "x", "resources",
+                            "quantize", "adapter", "ttt")}
         if old["generation"] is not None:
             old["generation"] = {k: v for k, v in old["generation"].items() if k != "min_p"}
         text = json.dumps(old, sort_keys=True, separators=(",", ":"))

@@ -1,8 +1,9 @@
 """Registry entry -> a ready lm-eval LM object, built once per process.
 
 ``make_lm(spec)`` builds lm-eval's ``HFLM`` (backend ``hf``) or covbench's shared-prefill subclass
-``FastHFLM`` (backend ``hf-fast``, imported only when a spec asks for it) on the CPU, with the spec's
-batch size and max length, around the weights of :func:`covbench.backends.weights.weights_for`: each
+``FastHFLM`` (backend ``hf-fast``, imported only when a spec asks for it), or, for a spec with a
+``ttt`` block, the test-time-training subclass ``TTTLM`` (:mod:`covbench.backends.ttt`, docs/ttt.md),
+on the CPU, with the spec's batch size and max length, around the weights of :func:`covbench.backends.weights.weights_for`: each
 base model (``pretrained``, ``gguf_file``, ``revision``, ``dtype``) is read once per process, and the
 quantized and adapter variants are built from it (docs/policies.md "Sharing"). ``get_lm(spec)`` caches
 the LM by :func:`spec_hash`, so a pytest run builds each entry once however many tasks score it.
@@ -63,7 +64,7 @@ def spec_hash(spec: ModelSpec) -> str:
 
 #: Fields added after stored results existed: left out of the hash while unset, so the hash of an entry
 #: that does not use them is what it was before they existed (its stored results stay reusable).
-_LATER_FIELDS = frozenset({"quantize", "adapter"})
+_LATER_FIELDS = frozenset({"quantize", "adapter", "ttt"})
 _LATER_GENERATION_FIELDS = frozenset({"min_p"})
 
 
@@ -110,6 +111,8 @@ def model_args(spec: ModelSpec) -> dict[str, Any]:
         args["gguf_file"] = source.gguf_file
     if spec.adapter_path is not None:
         args["peft"] = str(spec.adapter_path)
+    if spec.ttt is not None:  # covbench.backends.ttt.TTTLM's own arguments (docs/ttt.md)
+        args |= {"ttt_lr": spec.ttt.lr, "ttt_project": spec.ttt.project, "ttt_reset": spec.ttt.reset}
     return args
 
 
@@ -147,7 +150,9 @@ def lm_args(spec: ModelSpec, family: PolicyFamily | None = None) -> dict[str, An
         args["revision"] = spec.revision
     if spec.max_length is not None:
         args["max_length"] = spec.max_length
-    if spec.backend == "hf-fast":
+    if spec.ttt is not None:  # TTTLM (an HFLM): its own arguments; it restores the shared weights per sequence
+        args.update(ttt_lr=spec.ttt.lr, ttt_project=spec.ttt.project, ttt_reset=spec.ttt.reset)
+    elif spec.backend == "hf-fast":
         from covbench.backends.policy import policy_of
 
         args.update(policy=policy_of(spec), family=family)
@@ -177,7 +182,7 @@ def get_lm(spec: ModelSpec) -> LM:
     """
     key = spec_hash(spec)
     if key not in _CACHE:
-        family = _family(spec) if spec.backend == "hf-fast" else None
+        family = _family(spec) if spec.backend == "hf-fast" and spec.ttt is None else None
         _CACHE[key] = make_lm(spec, family)
     return _CACHE[key]
 
@@ -218,6 +223,10 @@ def _lm_class(spec: ModelSpec) -> type[LM]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # covbench never downloads at run time
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     try:
+        if spec.ttt is not None:  # test-time training replaces scoring and sampling of either HF backend
+            from covbench.backends.ttt import TTTLM  # registers "hf-ttt" with lm-eval
+
+            return TTTLM
         if spec.backend == "hf-fast":
             from covbench.backends.fast_hf import FastHFLM  # registers "hf-fast" with lm-eval
 
