@@ -20,51 +20,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
+from covbench.cliset import apply_set
 from covbench.finetune.config import FinetuneConfig, preset
 
 ADAPTERS = Path(__file__).resolve().parent / "adapters"
 
 
-def override(cfg: BaseModel, items: list[str]) -> Any:
-    """``cfg`` with ``SECTION.FIELD=VALUE`` items applied (VALUE parsed as JSON when it looks like JSON).
-
-    >>> override(preset("tiny"), ["train.lr=0.01", "lora.targets=[\\"q_proj\\"]"]).lora.targets
-    ('q_proj',)
-    >>> override(preset("tiny"), ["train.lr=-1"])
-    Traceback (most recent call last):
-    ...
-    ValueError: --set: field 'train.lr': Input should be greater than 0
-    """
-    data: dict[str, Any] = cfg.model_dump()
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE")
-        *sections, name = key.split(".")
-        node = data
-        for s in sections:
-            if not isinstance(node.get(s), dict):
-                raise ValueError(f"--set {item!r}: no config section {s!r}")  # noqa: TRY004 (user input)
-            node = node[s]
-        if name not in node:
-            raise ValueError(f"--set {item!r}: no config field {key!r}")
-        try:
-            node[name] = json.loads(value)
-        except json.JSONDecodeError:
-            node[name] = value
-    try:
-        return type(cfg).model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ValueError(f"--set: field '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
-
-
 def _train(args: argparse.Namespace) -> int:
     from covbench.finetune.trainer import train
 
-    cfg: FinetuneConfig = override(preset(args.preset), args.set)
+    cfg: FinetuneConfig = apply_set(preset(args.preset), args.set)
     if args.seed is not None:
         cfg = cfg.model_copy(update={"seed": args.seed})
     sink = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115

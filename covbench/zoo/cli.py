@@ -20,43 +20,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from covbench.cliset import apply_set
 
-from .config import PRESETS, ZooConfig, preset
+from .config import PRESETS, preset
 from .fig2_config import FIG2_PRESETS, Fig2Config
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 FIG2_CHECKPOINTS = CHECKPOINTS / "fig2"
-
-
-def _override(cfg: ZooConfig | Fig2Config, items: list[str]) -> ZooConfig | Fig2Config:
-    data: dict[str, Any] = cfg.model_dump()
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE")
-        *sections, field = key.split(".")
-        node = data
-        for s in sections:
-            if not isinstance(node.get(s), dict):
-                raise ValueError(f"--set {item!r}: no config section {s!r}")  # noqa: TRY004 (user input)
-            node = node[s]
-        if field not in node:
-            raise ValueError(f"--set {item!r}: no config field {key!r}")
-        node[field] = _value(value)
-    try:
-        return type(cfg).model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        raise ValueError(f"--set: field '{'.'.join(map(str, err['loc']))}': {err['msg']}") from None
-
-
-def _value(text: str) -> Any:
-    """A ``--set`` value: JSON when it parses (numbers, true/false, null, lists, objects), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _logger(path: Path | None):  # type: ignore[no-untyped-def]
@@ -75,7 +45,7 @@ def _logger(path: Path | None):  # type: ignore[no-untyped-def]
 def _train_fig2(args: argparse.Namespace) -> int:
     from .fig2_train import grid, train_base, train_grid
 
-    cfg = _override(FIG2_PRESETS[args.preset], args.set)
+    cfg = apply_set(FIG2_PRESETS[args.preset], args.set)
     assert isinstance(cfg, Fig2Config)
     phase = args.phase
     if phase not in ("all", "base", "runs"):
@@ -103,7 +73,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.method or args.h or (args.seed and len(args.seed) > 1) or args.phase in ("base", "runs"):
         raise ValueError("--method, --h, several --seed and --phase base|runs belong to the Fig. 2 presets "
                          f"({', '.join(sorted(FIG2_PRESETS))})")
-    cfg = _override(preset(args.preset), args.set)
+    cfg = apply_set(preset(args.preset), args.set)
     if args.seed:
         cfg = cfg.model_copy(update={"seed": args.seed[0]})
     log = _logger(args.log)
