@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from suite_env import write_suite_env
 
-from covbench.graphs.lmeval import DataSpec, TaskSpec, task_yaml
 from covbench.store import read_run, run_files
 
 pytestmark = pytest.mark.slow
@@ -28,22 +28,9 @@ JOBS = [(m, t) for m in ("tiny-a", "tiny-b") for t in ("mini", "mini_sample")]
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, tiny_model_dir):
-    root = tmp_path_factory.mktemp("ray-suite")
-    tasks = root / "tasks"
-    tasks.mkdir()
-    data = DataSpec(family="fig1", n_layers=4, m=32, mixture="fig1_finetune", seed=11, n=12)
-    for spec in (TaskSpec("mini", data, "loglikelihood"),
-                 TaskSpec("mini_sample", data, "sample", repeats=2, pairs_with="mini")):
-        (tasks / f"{spec.name}.yaml").write_text(task_yaml(spec))
-    (root / "models.yaml").write_text(
-        f"models:\n"
-        f"  - {{name: tiny-a, pretrained: {tiny_model_dir}, family: fam, step: 1,\n"
-        f"      floors: {{mini: {{pass_exact@8: 0.0, cov@4: 1.0}}}}}}\n"
-        f"  - {{name: tiny-b, pretrained: {tiny_model_dir}, family: fam, step: 2, batch_size: 4,\n"
-        f"      resources: {{cpus: 1, memory_gb: 0.5}}, floors: {{mini: {{pass_exact@8: 0.999}}}}}}\n"
-        f"  - {{name: no-weights, pretrained: {root}}}\n"
-        f"  - {{name: needs-gpu, pretrained: {tiny_model_dir}, resources: {{gpus: 1}}}}\n")
-    return root
+    return write_suite_env(tmp_path_factory.mktemp("ray-suite"), tiny_model_dir,
+                           tiny_b=", resources: {cpus: 1, memory_gb: 0.5}",
+                           more=f"  - {{name: needs-gpu, pretrained: {tiny_model_dir}, resources: {{gpus: 1}}}}\n")
 
 
 def _args(env: Path, results: str, *extra: str) -> list[str]:

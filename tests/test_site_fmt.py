@@ -1,4 +1,4 @@
-"""The number forms of leaderboard.fmt never need HTML escaping (leaderboard/cells.py relies on it)."""
+"""The number forms of covbench.site.fmt never need HTML escaping (covbench/site/cells.py relies on it)."""
 
 from __future__ import annotations
 

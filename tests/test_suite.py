@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from suite_env import write_suite_env
 
-from covbench.graphs.lmeval import DataSpec, TaskSpec, task_yaml
 from covbench.store import read_run, run_files
 
 pytestmark = pytest.mark.slow
@@ -20,21 +20,7 @@ SUITE = Path(__file__).resolve().parent.parent / "suite"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, tiny_model_dir):
-    root = tmp_path_factory.mktemp("suite-env")
-    tasks = root / "tasks"
-    tasks.mkdir()
-    data = DataSpec(family="fig1", n_layers=4, m=32, mixture="fig1_finetune", seed=11, n=12)
-    for spec in (TaskSpec("mini", data, "loglikelihood"),
-                 TaskSpec("mini_sample", data, "sample", repeats=2, pairs_with="mini")):
-        (tasks / f"{spec.name}.yaml").write_text(task_yaml(spec))
-    (root / "models.yaml").write_text(
-        f"models:\n"
-        f"  - {{name: tiny-a, pretrained: {tiny_model_dir}, family: fam, step: 1, default: true,\n"
-        f"      floors: {{mini: {{pass_exact@8: 0.0, cov@4: 1.0}}}}}}\n"
-        f"  - {{name: tiny-b, pretrained: {tiny_model_dir}, family: fam, step: 2, batch_size: 4,\n"
-        f"      floors: {{mini: {{pass_exact@8: 0.999}}}}}}\n"
-        f"  - {{name: no-weights, pretrained: {root}}}\n")
-    return root
+    return write_suite_env(tmp_path_factory.mktemp("suite-env"), tiny_model_dir, tiny_a=", default: true")
 
 
 def _run(pytester, env, *args, results="results"):
