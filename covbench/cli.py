@@ -14,10 +14,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("covbench.registry:validate_main", "validate a model registry YAML file"),
     "data": ("covbench.graphs.cli:main", "regenerate the graph task YAMLs or export their docs ('covbench data yaml|write|sample')"),
-    "zoo": ("covbench.zoo.cli:main", "train the shipped checkpoint zoo ('covbench zoo train')"),
+    "zoo": ("covbench.zoo.cli:main", "train and evaluate the checkpoint zoo ('covbench zoo train|eval|fig2-table')"),
     "finetune": ("covbench.finetune.cli:main",
                  "LoRA-tune SmolLM2 on arith, evaluate the adapters ('covbench finetune train|eval')"),
-    "select": ("covbench.select_cli:main", "compare a checkpoint family: min-CE pick vs tournament pick"),
+    "select": ("covbench.select_cli:main", "pick a family member: min-CE vs the tournaments ('--method offset' adds Eq. 32)"),
     "leaderboard": ("covbench.site.build:main", "build the static site ('covbench leaderboard build')"),
     "store": ("covbench.store.cli:main", "look after a results store ('covbench store ls|index|migrate')"),
     "wrap": ("covbench.wrap.cli:main", "derive covbench tasks from an lm-eval task ('covbench wrap gsm8k --data test=FILE')"),
