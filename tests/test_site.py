@@ -247,3 +247,25 @@ def test_headline(ce, cov, pas, word):
 def test_fmt_missing_is_dash_not_zero():
     assert fmt.num(math.nan) == "—" and fmt.rank(math.nan) == "—" and fmt.sort_key(math.nan) == ""
     assert fmt.num(-0.0001) == "0.000" and fmt.num(math.inf) == "∞"
+
+
+def test_a_family_whose_members_share_positions_is_drawn_as_bands(tmp_path):
+    # Seeds of one setting share a position (the Fig. 2 families: x = H, 2 members at each): the family page
+    # says so and draws median and min–max bands of KL, Cov and their ratio; a family without shared
+    # positions keeps the Fig. 1 view.
+    runs = synthetic.synthetic_records(n_models=1, n_tasks=1, n_docs=30, families={"seeds": 4, "steps": 3})
+    positions = iter([8.0, 8.0, 16.0, 16.0])
+    runs = [Run(r.record.model_copy(update={"axis": "H", "x": next(positions)}), r.docs, r.samples)
+            if r.record.family == "seeds" else r for r in runs]
+    store = synthetic.write_store(tmp_path / "store", runs)
+    out = tmp_path / "site"
+    assert build.main(["build", "--results", str(store), "--out", str(out)]) == 0
+    seeds = (out / "families" / f"{slug('seeds')}.html").read_text()
+    steps = (out / "families" / f"{slug('steps')}.html").read_text()
+    assert "Fig. 2 view" in seeds and "Fig. 1 view" not in seeds
+    assert "Fig. 1 view" in steps and "Fig. 2 view" not in steps
+    svg = (out / "plots" / f"f-{slug('seeds')}.svg").read_text()
+    assert "2 members at each H" in svg and "KL / Cov_4" in svg
+    again = tmp_path / "again"
+    assert build.main(["build", "--results", str(store), "--out", str(again)]) == 0
+    assert (again / "plots" / f"f-{slug('seeds')}.svg").read_bytes() == svg.encode()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,8 +91,8 @@ def _family_series(fam: views.Family) -> list[plots.FamilySeries]:
         by_model = dict(zip((r.model for r in t.rows), xs))
         out.append(plots.FamilySeries(
             task=t.task, pass_n=t.rank.pass_n, cov_n=t.rank.cov_n,
-            points=tuple(plots.FamilyPoint(x=x, ce=r.ce.value, cov=r.cov.value, pass_n=r.pass_used.value)
-                         for x, r in zip(xs, t.rows)),
+            points=tuple(plots.FamilyPoint(x=x, ce=r.ce.value, cov=r.cov.value, pass_n=r.pass_used.value,
+                                           kl=r.kl.value) for x, r in zip(xs, t.rows)),
             min_ce_x=by_model.get(t.min_ce or ""), tournament_x=by_model.get(t.tournament or "")))
     return out
 
@@ -249,10 +249,12 @@ class _Site:
                 self._keep(rels)
                 continue
             fam = views.family(name, by_task, {t: self.board(self.by_task[t]) for t in by_task}, self.cat, self.get)
-            self._put(rels[0], render("family.html.jinja", root="../", family=fam, plot=rels[2].split("/")[1]).encode())
+            series = _family_series(fam)
+            self._put(rels[0], render("family.html.jinja", root="../", family=fam, plot=rels[2].split("/")[1],
+                                      bands=plots.replicated(series)).encode())
             self._put(rels[1], export.family_csv(fam.tasks).encode())
             axis = " / ".join(sorted({t.axis for t in fam.tasks}))
-            self._put(rels[2], plots.family_svg(fam.name, axis, _family_series(fam)).encode())
+            self._put(rels[2], plots.family_svg(fam.name, axis, series).encode())
         return out
 
 

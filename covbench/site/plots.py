@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import matplotlib
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
@@ -66,6 +67,7 @@ class FamilyPoint:
     ce: float
     cov: float
     pass_n: float
+    kl: float = math.nan  # NaN where the task's π_ref is not known
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,77 @@ class FamilySeries:
     tournament_x: float | None
 
 
+def replicated(series: Sequence[FamilySeries]) -> bool:
+    """Whether several members share a position on the axis (seeds of one setting, as in the Fig. 2 families):
+    such a family is drawn as bands over the axis, not as one line per task.
+
+    >>> p = lambda x: FamilyPoint(x=x, ce=1.0, cov=0.1, pass_n=0.5)
+    >>> s = lambda *xs: FamilySeries("t", tuple(p(x) for x in xs), 8, 4, None, None)
+    >>> replicated([s(1, 2, 3)]), replicated([s(8, 8), s(16)]), replicated([s(8), s(8)])
+    (False, True, True)
+    """
+    xs = [p.x for s in series for p in s.points]
+    return len(set(xs)) < len(xs)
+
+
 def family_svg(family: str, axis: str, series: Sequence[FamilySeries]) -> str:
+    """A family's plot over its axis: the Fig. 1 view (:func:`_lines_svg`), or bands where members share a
+    position (:func:`_bands_svg`, the Fig. 2 view)."""
+    return _bands_svg(family, axis, series) if replicated(series) else _lines_svg(family, axis, series)
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Per position on the axis: the median of the members' values there, and their minimum and maximum."""
+
+    x: tuple[float, ...]
+    median: tuple[float, ...]
+    lo: tuple[float, ...]
+    hi: tuple[float, ...]
+
+
+def bands(xs: Sequence[float], values: Sequence[float]) -> Bands:
+    """Group ``values`` by their ``xs`` (ascending); NaN values are left out, and a position left with none
+    is dropped.
+
+    >>> bands([16, 8, 8, 8, 16], [4.0, 1.0, 3.0, 2.0, float("nan")])
+    Bands(x=(8, 16), median=(2.0, 4.0), lo=(1.0, 4.0), hi=(3.0, 4.0))
+    """
+    at = {x: [v for xi, v in zip(xs, values) if xi == x and math.isfinite(v)] for x in sorted(set(xs))}
+    kept = {x: np.array(v) for x, v in at.items() if v}
+    return Bands(x=tuple(kept), median=tuple(float(np.median(v)) for v in kept.values()),
+                 lo=tuple(float(v.min()) for v in kept.values()), hi=tuple(float(v.max()) for v in kept.values()))
+
+
+def _bands_svg(family: str, axis: str, series: Sequence[FamilySeries]) -> str:
+    """The paper's Fig. 2 view: KL (CE where π_ref is unknown), Cov_N at N/2 and their ratio over the axis,
+    pooled over the family's tasks; at each position the median of the members there and the band from
+    their minimum to their maximum (docs/zoo.md, Figure 2: with 3 seeds the band is min–max)."""
+    points = [p for s in series for p in s.points]
+    use_kl = all(math.isfinite(p.kl) for p in points)
+    first = [p.kl if use_kl else p.ce for p in points]
+    name = "KL" if use_kl else "CE"
+    covs = sorted({s.cov_n for s in series})
+    cov_name = f"Cov_{_n(covs[0])}" if len(covs) == 1 else "Cov_N at N/2"
+    ratio = [a / p.cov if p.cov > 0 else math.nan for a, p in zip(first, points)]
+    panels = ((first, f"{name} (nats/seq, lower is better)"), ([p.cov for p in points], f"{cov_name} (lower is better)"),
+              (ratio, f"{name} / {cov_name}"))
+    fig, axes = _figure(7.6, 2.7, 3)
+    with matplotlib.rc_context(_RC):
+        for ax, (values, title) in zip(axes, panels):
+            b = bands([p.x for p in points], values)
+            ax.fill_between(b.x, b.lo, b.hi, color=_PALETTE[0], alpha=0.25, lw=0, label="min–max over members")
+            ax.plot(b.x, b.median, marker="o", ms=3, lw=1.2, color=_PALETTE[0], label="median")
+            ax.set_title(title, loc="left")
+            ax.set_xlabel(axis)
+        axes[0].legend(fontsize=7)
+        xs = sorted({p.x for p in points})
+        counts = sorted({sum(p.x == x for p in points) for x in xs})
+        fig.suptitle(f"{family} ({'–'.join(map(str, counts))} members at each {axis})", x=0.01, ha="left", fontsize=9)
+    return _to_svg(fig)
+
+
+def _lines_svg(family: str, axis: str, series: Sequence[FamilySeries]) -> str:
     """The paper's Fig. 1 view: CE, Cov_N and Pass@N over the family's axis, one colour per task.
 
     The min-CE member is marked with a red square and the tournament pick (docs/coverage-principle.md
