@@ -14,7 +14,7 @@ from scipy import stats
 
 from covbench import synthetic
 from covbench.records import Run
-from covbench.site import build, fmt
+from covbench.site import build, fmt, state
 from covbench.store import catalog, slug, write_run
 from covbench.views import build as build_views
 from covbench.views.board import headline
@@ -178,6 +178,17 @@ def test_incremental_rebuild_renders_only_what_changed_and_equals_a_cold_build(t
     assert not any(r.startswith("families/") for r in rendered)
     build.build(tmp_path / "store", tmp_path / "cold")
     assert files(tmp_path / "site") == files(tmp_path / "cold")
+
+
+def test_changed_page_code_renders_every_page_again(tmp_path, monkeypatch):
+    # The keys cover the code that makes the pages (covbench.site.state.code), not only the version number:
+    # an edited template or view under the same version must not leave a stale page in place.
+    synthetic.write_store(tmp_path / "store", synthetic.synthetic_records(n_models=3, n_tasks=1, n_docs=16))
+    build.build(tmp_path / "store", tmp_path / "site")
+    assert build.build(tmp_path / "store", tmp_path / "site").kept
+    monkeypatch.setattr(state, "code", lambda: "0.0.0+edited")
+    again = build.build(tmp_path / "store", tmp_path / "site")
+    assert again.kept == [] and f"models/{slug('model-000')}.html" in again.rendered
 
 
 def test_downloads_round_trip(store, site):

@@ -143,6 +143,7 @@ def _bands_svg(family: str, axis: str, series: Sequence[FamilySeries]) -> str:
             b = bands([p.x for p in points], values)
             ax.fill_between(b.x, b.lo, b.hi, color=_PALETTE[0], alpha=0.25, lw=0, label="min–max over members")
             ax.plot(b.x, b.median, marker="o", ms=3, lw=1.2, color=_PALETTE[0], label="median")
+            ax.set_ylim(bottom=0)  # all three are ≥ 0; from 0, a flat Cov_N looks flat
             ax.set_title(title, loc="left")
             ax.set_xlabel(axis)
         axes[0].legend(fontsize=7)
