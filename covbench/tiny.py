@@ -47,6 +47,21 @@ def build_tiny_gpt2(out_dir: str | Path, *, m: int = 128, n_layer: int = 2, n_em
     return out
 
 
+def sharpen_gpt2(out_dir: str | Path, *, std: float, seed: int) -> Path:
+    """Re-draw every weight matrix of the GPT-2 saved in ``out_dir`` from N(0, std²) (seeded) and save it
+    back: next-token distributions far from uniform and dependent on position, so a padding, position-id
+    or policy-transform bug changes them measurably (the tests' "sharp" models)."""
+    out = Path(out_dir)
+    model = GPT2LMHeadModel.from_pretrained(out)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, std)
+    model.save_pretrained(out)
+    return out
+
+
 def warm_tiny_gpt2(out_dir: str | Path, *, cfg: GraphConfig, mixture: dict[str, float] = FIG1_PRETRAIN,
                    steps: int = 300, batch_size: int = 32, lr: float = 3e-3, n_layer: int = 2,
                    n_embd: int = 64, n_head: int = 2, seed: int = 0) -> Path:

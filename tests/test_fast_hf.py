@@ -24,11 +24,10 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.registry import get_model
 from lm_eval.models.huggingface import HFLM
 from scipy import stats
-from transformers import GPT2LMHeadModel
 
 from covbench.backends import fast_hf
 from covbench.backends.fast_hf import FastHFLM, group_requests, sample_continuations
-from covbench.tiny import build_tiny_gpt2
+from covbench.tiny import build_tiny_gpt2, sharpen_gpt2
 
 M = 8  # node ids 0..7; then "|"=8, "/"=9, "="=10, "<eos>"=11, "<pad>"=12, "<unk>"=13
 VOCAB = M + 6
@@ -47,13 +46,7 @@ def sharp_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from uniform and depend on position (a padding or position-id bug changes them measurably)."""
     out = build_tiny_gpt2(tmp_path_factory.mktemp("sharp"), m=M, n_layer=2, n_embd=32, n_head=2,
                           n_positions=64)
-    model = GPT2LMHeadModel.from_pretrained(out)
-    torch.manual_seed(7)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.35)
-    model.save_pretrained(out)
+    sharpen_gpt2(out, std=0.35, seed=7)
     return out
 
 

@@ -11,14 +11,13 @@ import pytest
 import torch
 from lm_eval.api.instance import Instance
 from scipy import stats
-from transformers import GPT2LMHeadModel
 
 from covbench.backends import clear_cache, make_lm
 from covbench.backends.policy import Policy, policy_logprobs
 from covbench.onpolicy import OnPolicyError, files, onpolicy_logp
 from covbench.onpolicy.sampling import Prompts, draw, score
 from covbench.registry import ModelSpec
-from covbench.tiny import build_tiny_gpt2
+from covbench.tiny import build_tiny_gpt2, sharpen_gpt2
 
 M = 8  # node ids 0..7, then "|", "/", "=", "<eos>", "<pad>", "<unk>": 14 tokens
 VOCAB = M + 6
@@ -33,13 +32,7 @@ def _one_thread(one_torch_thread: None) -> None:
 def _sharp(out: Path, seed: int) -> Path:
     """A tiny GPT-2 with large random weights: next-token distributions far from uniform."""
     build_tiny_gpt2(out, m=M, n_layer=2, n_embd=32, n_head=2, n_positions=64)
-    model = GPT2LMHeadModel.from_pretrained(out)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.3)
-    model.save_pretrained(out)
+    sharpen_gpt2(out, std=0.3, seed=seed)
     return out
 
 

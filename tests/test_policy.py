@@ -20,13 +20,12 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from scipy import stats
-from transformers import GPT2LMHeadModel
 
 from covbench.backends import clear_cache, get_lms, make_lm
 from covbench.backends.fast_hf import FastHFLM
 from covbench.backends.policy import IDENTITY, Policy, policy_logprobs
 from covbench.registry import ModelSpec
-from covbench.tiny import build_tiny_gpt2
+from covbench.tiny import build_tiny_gpt2, sharpen_gpt2
 
 M = 8          # node ids 0..7, then "|", "/", "=", "<eos>", "<pad>", "<unk>"
 VOCAB = M + 6
@@ -47,13 +46,7 @@ def sharp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny GPT-2 with large random weights: next-token distributions far from uniform, so truncation
     and temperature change them measurably."""
     out = build_tiny_gpt2(tmp_path_factory.mktemp("sharp"), m=M, n_layer=2, n_embd=32, n_head=2, n_positions=64)
-    model = GPT2LMHeadModel.from_pretrained(out)
-    torch.manual_seed(11)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.3)
-    model.save_pretrained(out)
+    sharpen_gpt2(out, std=0.3, seed=11)
     return out
 
 

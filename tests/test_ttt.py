@@ -23,10 +23,10 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 from scipy import stats
-from transformers import GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from covbench.backends.ttt import TTTLM, Rollout, TTTDecoder, TTTSettings
-from covbench.tiny import build_tiny_gpt2
+from covbench.tiny import build_tiny_gpt2, sharpen_gpt2
 
 V = 4
 CONTEXT = [0, 1, 2]
@@ -205,13 +205,7 @@ M = 8
 @pytest.fixture(scope="module")
 def sharp_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = build_tiny_gpt2(tmp_path_factory.mktemp("ttt"), m=M, n_layer=1, n_embd=16, n_head=2, n_positions=64)
-    model = GPT2LMHeadModel.from_pretrained(out)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0.0, 0.4)
-    model.save_pretrained(out)
+    sharpen_gpt2(out, std=0.4, seed=3)
     return out
 
 
