@@ -20,15 +20,18 @@ import os
 import re
 import secrets
 import socket
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from covbench.records import Run, RunRecord
 
 from . import runfile
 from .index import Catalog, error_line, is_run_file, read_small, read_whole, refresh
 from .runfile import RunFileError
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +67,7 @@ def write_run(root: Path, run: Run) -> Path:
     record = run.record
     folder = run_dir(root, record.model, record.task)
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     final = folder / f"run-{stamp}-{_host()}-{os.getpid()}-{secrets.token_hex(4)}{runfile.SUFFIX}"
     runfile.write_atomic(final, runfile.encode(run))
     return final
@@ -72,18 +75,18 @@ def write_run(root: Path, run: Run) -> Path:
 
 def read_run(path: Path) -> Run:
     """One run file (either format) with its arrays; a corrupt one raises :class:`StoreError`."""
-    path = Path(path)
-    try:
-        return read_whole(path)
-    except (RunFileError, OSError, ValueError) as e:
-        raise StoreError(error_line(path, e)) from None
+    return _read(read_whole, Path(path))
 
 
 def read_record(path: Path) -> RunRecord:
     """Only the small part of one run file (format 2 reads just the file's head)."""
-    path = Path(path)
+    return _read(read_small, Path(path))
+
+
+def _read(reader: Callable[[Path], T], path: Path) -> T:
+    """``reader(path)``, its failures turned into one :class:`StoreError` line naming the file and the field."""
     try:
-        return read_small(path)
+        return reader(path)
     except (RunFileError, OSError, ValueError) as e:
         raise StoreError(error_line(path, e)) from None
 
